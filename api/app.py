@@ -1,0 +1,216 @@
+"""The HTTP API: a thin FastAPI layer over `engine.service.Sagsflow`.
+
+Every route except `/health` needs `Authorization: Bearer <token>`; roles are checked by
+the engine. Write commands on a case take the case version the client last saw, either
+as `"version"` in the body or as `If-Match: "<version>"`; a stale version gets 409 and
+changes nothing. Responses for a case carry its version in the `ETag` header.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, Literal
+
+from fastapi import BackgroundTasks, Depends, FastAPI, Header, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from api.errors import install_error_handlers
+from api.language import request_language
+from api.limits import BodySizeLimit
+from engine import __version__
+from engine.auth import Actor
+from engine.errors import BadRequest
+from engine.i18n import Language, Text
+from engine.service import Sagsflow
+from engine.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class SubmitRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    process: str = Field(max_length=64, description="Process id, e.g. cites-import.")
+    data: dict[str, Any] = Field(description="The application's field values.")
+    language: Literal["da", "en"] | None = Field(default=None, description="Language of the case's letters.")
+
+
+class CompleteRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    data: dict[str, Any] = Field(default_factory=dict, description="Values for the step's form fields.")
+    version: int | None = Field(default=None, ge=1, description="The case version the client last saw.")
+
+
+class ApproveRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Literal["approve", "reject"]
+    comment: str | None = Field(default=None, max_length=5000)
+    version: int | None = Field(default=None, ge=1)
+
+
+def _service(request: Request) -> Sagsflow:
+    service: Sagsflow = request.app.state.service
+    return service
+
+
+def _actor(request: Request, authorization: Annotated[str | None, Header()] = None) -> Actor:
+    token = None
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "bearer":
+            token = value.strip()
+    return _service(request).authenticate(token)
+
+
+ServiceDep = Annotated[Sagsflow, Depends(_service)]
+ActorDep = Annotated[Actor, Depends(_actor)]
+LanguageDep = Annotated[Language, Depends(request_language)]
+
+
+def _expected_version(body_version: int | None, if_match: str | None) -> int | None:
+    header_version: int | None = None
+    if if_match:
+        text = if_match.strip().removeprefix("W/").strip('"')
+        if not text.isdigit():
+            raise BadRequest(
+                Text(
+                    f'If-Match skal være sagens version, fx "3", ikke {if_match!r}.',
+                    f'If-Match must be the case version, e.g. "3", not {if_match!r}.',
+                ),
+                field="If-Match",
+            )
+        header_version = int(text)
+    if body_version is not None and header_version is not None and body_version != header_version:
+        raise BadRequest(
+            Text(
+                f"Versionen i If-Match ({header_version}) og i indholdet ({body_version}) er forskellige.",
+                f"The version in If-Match ({header_version}) differs from the one in the body ({body_version}).",
+            ),
+            field="version",
+        )
+    return body_version if body_version is not None else header_version
+
+
+def _with_etag(response: Response, view: dict[str, Any]) -> dict[str, Any]:
+    response.headers["ETag"] = f'"{view["version"]}"'
+    return view
+
+
+def create_app(service: Sagsflow, settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    def dispatch_letters() -> None:
+        report = service.dispatch_outbox()
+        if report.sent or report.retried or report.failed:
+            logger.info("Outbox: %d sent, %d to retry, %d failed", report.sent, report.retried, report.failed)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Letters queued before a restart are delivered when the server starts.
+        await run_in_threadpool(dispatch_letters)
+        yield
+
+    app = FastAPI(
+        title="Sagsflow",
+        version=__version__,
+        description="Declarative case workflows for Danish public administration.",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    app.state.default_language = settings.language
+    app.add_middleware(BodySizeLimit)
+    install_error_handlers(app)
+
+    @app.get("/health", tags=["system"])
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/me", tags=["system"])
+    def me(actor: ActorDep) -> dict[str, Any]:
+        return {"user": actor.name, "roles": sorted(actor.roles)}
+
+    @app.get("/processes", tags=["processes"])
+    def list_processes(actor: ActorDep, language: LanguageDep) -> list[dict[str, Any]]:
+        return service.list_processes(language)
+
+    @app.get("/processes/{process_id}", tags=["processes"])
+    def get_process(process_id: str, actor: ActorDep, language: LanguageDep) -> dict[str, Any]:
+        return service.get_process(process_id, language)
+
+    @app.post("/cases", status_code=201, tags=["cases"])
+    def submit(
+        body: SubmitRequest,
+        actor: ActorDep,
+        language: LanguageDep,
+        response: Response,
+        tasks: BackgroundTasks,
+    ) -> dict[str, Any]:
+        view = service.submit(actor, body.process, body.data, body.language or language)
+        response.headers["Location"] = f"/cases/{view['id']}"
+        tasks.add_task(dispatch_letters)
+        return _with_etag(response, view)
+
+    @app.get("/cases", tags=["cases"])
+    def list_cases(
+        actor: ActorDep,
+        language: LanguageDep,
+        process: Annotated[str | None, Query(max_length=64)] = None,
+        phase: Annotated[str | None, Query(max_length=64)] = None,
+        status: Annotated[Literal["open", "closed"] | None, Query()] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> dict[str, Any]:
+        return service.list_cases(
+            actor, language, process_id=process, phase=phase, status=status, limit=limit, offset=offset
+        )
+
+    @app.get("/cases/{case_ref}", tags=["cases"])
+    def get_case(case_ref: str, actor: ActorDep, language: LanguageDep, response: Response) -> dict[str, Any]:
+        return _with_etag(response, service.get_case(actor, case_ref, language))
+
+    @app.post("/cases/{case_ref}/steps/{step_id}/complete", tags=["cases"])
+    def complete_step(
+        case_ref: str,
+        step_id: str,
+        body: CompleteRequest,
+        actor: ActorDep,
+        language: LanguageDep,
+        response: Response,
+        tasks: BackgroundTasks,
+        if_match: Annotated[str | None, Header()] = None,
+    ) -> dict[str, Any]:
+        expected = _expected_version(body.version, if_match)
+        view = service.complete_step(actor, case_ref, step_id, body.data, expected, language)
+        tasks.add_task(dispatch_letters)
+        return _with_etag(response, view)
+
+    @app.post("/cases/{case_ref}/steps/{step_id}/approve", tags=["cases"])
+    def approve_step(
+        case_ref: str,
+        step_id: str,
+        body: ApproveRequest,
+        actor: ActorDep,
+        language: LanguageDep,
+        response: Response,
+        tasks: BackgroundTasks,
+        if_match: Annotated[str | None, Header()] = None,
+    ) -> dict[str, Any]:
+        expected = _expected_version(body.version, if_match)
+        view = service.approve(actor, case_ref, step_id, body.decision, body.comment, expected, language)
+        tasks.add_task(dispatch_letters)
+        return _with_etag(response, view)
+
+    @app.get("/cases/{case_ref}/letters", tags=["documents"])
+    def list_letters(case_ref: str, actor: ActorDep) -> list[dict[str, Any]]:
+        return service.list_letters(actor, case_ref)
+
+    @app.get("/cases/{case_ref}/documents/{number}", tags=["documents"])
+    def get_document(case_ref: str, number: int, actor: ActorDep) -> dict[str, Any]:
+        return service.get_document(actor, case_ref, number)
+
+    return app

@@ -1,0 +1,161 @@
+"""JSON error responses: one shape for every error, in the client's language.
+
+    {"error": {"code": "four_eyes", "message": "...", "field": "step", "hint": "...",
+               "errors": [{"field": "data.quantity", "code": "...", "message": "...", "hint": "..."}]}}
+
+Client mistakes get 400, 401, 403, 404, 409, 413 or 422. Anything unexpected is logged
+with its traceback and answered with a plain 500 that reveals nothing internal.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api.language import request_language
+from api.limits import BodyTooLarge, too_large_message
+from engine.errors import CaseError, DefinitionError, InvalidInput, SagsflowError
+from engine.i18n import Language, Text
+
+logger = logging.getLogger(__name__)
+
+
+def error_body(
+    code: str,
+    message: str,
+    *,
+    field: str | None = None,
+    hint: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if field is not None:
+        body["field"] = field
+    if hint is not None:
+        body["hint"] = hint
+    if errors:
+        body["errors"] = errors
+    return {"error": body}
+
+
+# Danish and English wording for the pydantic error types a request body can produce.
+_VALIDATION_TEXTS: dict[str, Text] = {
+    "missing": Text("Feltet mangler.", "The field is missing."),
+    "extra_forbidden": Text("Ukendt felt.", "Unknown field."),
+    "dict_type": Text("Skal være et JSON-objekt.", "Must be a JSON object."),
+    "model_attributes_type": Text("Skal være et JSON-objekt.", "Must be a JSON object."),
+    "string_type": Text("Skal være tekst.", "Must be text."),
+    "int_type": Text("Skal være et helt tal.", "Must be a whole number."),
+    "int_parsing": Text("Skal være et helt tal.", "Must be a whole number."),
+    "int_from_float": Text("Skal være et helt tal.", "Must be a whole number."),
+    "bool_type": Text("Skal være true eller false.", "Must be true or false."),
+    "bool_parsing": Text("Skal være true eller false.", "Must be true or false."),
+    "greater_than_equal": Text("Er for lille.", "Is too small."),
+    "less_than_equal": Text("Er for stor.", "Is too large."),
+    "string_too_long": Text("Er for lang.", "Is too long."),
+    "string_too_short": Text("Er for kort.", "Is too short."),
+}
+
+
+def _validation_entry(item: dict[str, Any], language: Language) -> dict[str, Any]:
+    location = [str(part) for part in item.get("loc", ()) if part not in ("body", "query", "path", "header")]
+    field = ".".join(location) or "body"
+    kind = item.get("type", "")
+    text = _VALIDATION_TEXTS.get(kind)
+    if kind == "literal_error":
+        expected = (item.get("ctx") or {}).get("expected", "")
+        message = f"Skal være en af: {expected}." if language == "da" else f"Must be one of: {expected}."
+    elif text is not None:
+        message = text.get(language)
+    else:
+        message = str(item.get("msg", "Invalid value."))
+    return {"field": field, "code": kind or "invalid", "message": message}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(SagsflowError)
+    async def on_sagsflow_error(request: Request, error: SagsflowError) -> JSONResponse:
+        language = request_language(request)
+        if isinstance(error, CaseError):
+            errors = [entry.as_dict(language) for entry in error.errors] if isinstance(error, InvalidInput) else None
+            headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+            return JSONResponse(
+                error_body(
+                    error.code,
+                    error.message(language),
+                    field=error.field,
+                    hint=error.hint.get(language) if error.hint else None,
+                    errors=errors,
+                ),
+                status_code=error.status,
+                headers=headers,
+            )
+        if isinstance(error, DefinitionError):
+            problems = [problem.as_dict(language) for problem in error.problems]
+            return JSONResponse(error_body(error.code, error.message(language), errors=problems), status_code=422)
+        logger.error("%s while handling %s %s: %s", type(error).__name__, request.method, request.url.path, error)
+        return JSONResponse(error_body(error.code, error.message(language)), status_code=500)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+        language = request_language(request)
+        items = list(error.errors())
+        if any(item.get("type") == "json_invalid" for item in items):
+            detail = next(item for item in items if item.get("type") == "json_invalid")
+            position = (detail.get("ctx") or {}).get("error", "")
+            return JSONResponse(
+                error_body(
+                    "invalid_json",
+                    "Forespørgslens indhold er ikke gyldig JSON."
+                    if language == "da"
+                    else "The request body is not valid JSON.",
+                    field="body",
+                    hint=str(position) or None,
+                ),
+                status_code=400,
+            )
+        entries = [_validation_entry(item, language) for item in items]
+        message = (
+            f"Ugyldig forespørgsel: {len(entries)} fejl."
+            if language == "da"
+            else f"Invalid request: {len(entries)} error(s)."
+        )
+        return JSONResponse(
+            error_body("invalid_request", message, field=entries[0]["field"] if entries else None, errors=entries),
+            status_code=422,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        language = request_language(request)
+        if isinstance(error.__cause__, BodyTooLarge):
+            limit = error.__cause__.limit
+            return JSONResponse(error_body("too_large", too_large_message(limit, language)), status_code=413)
+        if error.status_code == 404:
+            message = "Adressen findes ikke." if language == "da" else "There is nothing at this address."
+            code = "not_found"
+        elif error.status_code == 405:
+            message = (
+                "Metoden er ikke tilladt på denne adresse." if language == "da" else "The method is not allowed here."
+            )
+            code = "method_not_allowed"
+        else:
+            message = str(error.detail)
+            code = "http_error"
+        return JSONResponse(error_body(code, message), status_code=error.status_code, headers=error.headers)
+
+    @app.exception_handler(Exception)
+    async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
+        logger.exception("Unexpected error while handling %s %s", request.method, request.url.path)
+        language = request_language(request)
+        message = (
+            "Der opstod en intern fejl; intet er ændret. Fejlen er logget."
+            if language == "da"
+            else "An internal error occurred; nothing was changed. The error has been logged."
+        )
+        return JSONResponse(error_body("internal_error", message), status_code=500)

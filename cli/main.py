@@ -1,0 +1,395 @@
+"""`sagsflow`: the administrators' command line.
+
+Commands in the order an administrator meets them: `db upgrade`, `validate`, `deploy`,
+`token create`, `serve`, then `case list` and `case show`. Messages are Danish unless
+`SAGSFLOW_LANGUAGE=en` or `--lang en` is given. Errors are printed as one clean message;
+set `SAGSFLOW_DEBUG=1` to see tracebacks of unexpected failures.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import logging
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from engine.auth import Actor
+from engine.definitions.loader import LoadedDefinitions, find_root, load_definitions
+from engine.errors import DefinitionError, SagsflowError
+from engine.i18n import Language, parse_language
+from engine.settings import Settings
+
+app = typer.Typer(
+    name="sagsflow",
+    help="Sagsflow: deklarative sagsforløb for offentlig forvaltning / declarative case workflows.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Databasen / the database.", no_args_is_help=True)
+case_app = typer.Typer(help="Sager / cases.", no_args_is_help=True)
+token_app = typer.Typer(help="Adgangsnøgler til API'et / API tokens.", no_args_is_help=True)
+outbox_app = typer.Typer(help="Udbakken med breve / the outbox of letters.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(case_app, name="case")
+app.add_typer(token_app, name="token")
+app.add_typer(outbox_app, name="outbox")
+
+logger = logging.getLogger("sagsflow.cli")
+
+DEMO_USERS: dict[str, list[str]] = {
+    "demo-sagsbehandler": ["caseworker"],
+    "demo-godkender": ["approver"],
+    "demo-ansoeger": ["applicant"],
+}
+DEMO_TOKEN_FILE = Path("var/demo-tokens.env")
+
+
+class State:
+    language: Language = "da"
+    settings: Settings = Settings()
+
+
+state = State()
+
+
+def _say(da: str, en: str) -> str:
+    return en if state.language == "en" else da
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # transitions logs every callback at INFO; its warnings and errors are enough here.
+    logging.getLogger("transitions").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+@app.callback()
+def main(
+    lang: Annotated[
+        str | None, typer.Option("--lang", help="Sprog for meddelelser: da eller en / message language.")
+    ] = None,
+) -> None:
+    state.settings = Settings.from_environment()
+    state.language = parse_language(lang, state.settings.language) if lang else state.settings.language
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Print a `SagsflowError` as one message and exit 1; anything else as an internal error."""
+    try:
+        yield
+    except SagsflowError as error:
+        typer.echo(f"{_say('Fejl', 'Error')}: {error.message(state.language)}", err=True)
+        hint = getattr(error, "hint", None)
+        if hint is not None:
+            typer.echo(hint.get(state.language), err=True)
+        raise typer.Exit(1) from None
+    except typer.Exit:
+        raise
+    except Exception as error:
+        if os.environ.get("SAGSFLOW_DEBUG"):
+            raise
+        typer.echo(
+            _say(
+                f"Intern fejl: {type(error).__name__}: {error}. Kør igen med SAGSFLOW_DEBUG=1 for detaljer.",
+                f"Internal error: {type(error).__name__}: {error}. Run again with SAGSFLOW_DEBUG=1 for details.",
+            ),
+            err=True,
+        )
+        raise typer.Exit(2) from None
+
+
+def _service() -> Any:
+    from engine.runtime.services import Services  # noqa: PLC0415 - keeps `validate` fast
+    from engine.service import Sagsflow  # noqa: PLC0415
+    from engine.storage.database import Database  # noqa: PLC0415
+
+    settings = state.settings
+    return Sagsflow(Database(settings.database_url), Services.from_settings(settings))
+
+
+def _operator() -> Actor:
+    """The person running the CLI on the server, who may read every case."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "operator"
+    return Actor(name=f"cli:{user}", roles=frozenset({"admin"}))
+
+
+def _load(paths: list[Path] | None, root: Path | None) -> LoadedDefinitions:
+    start = root or (paths[0] if paths else None) or state.settings.definitions_root
+    definitions_root = root or find_root(start) or state.settings.definitions_root
+    if not (definitions_root / "skeletons").is_dir():
+        typer.echo(
+            _say(
+                f"Fejl: fandt ingen mappe 'skeletons/' i {definitions_root} eller over den. Brug --root.",
+                f"Error: found no 'skeletons/' folder in {definitions_root} or above it. Use --root.",
+            ),
+            err=True,
+        )
+        raise typer.Exit(1)
+    for path in paths or []:
+        if not path.exists():
+            typer.echo(_say(f"Fejl: {path} findes ikke.", f"Error: {path} does not exist."), err=True)
+            raise typer.Exit(1)
+    return load_definitions(definitions_root, paths or None)
+
+
+PathsArgument = Annotated[
+    list[Path] | None,
+    typer.Argument(help="Filer eller mapper; standard: alle processer / files or folders; default: all processes."),
+]
+RootOption = Annotated[
+    Path | None,
+    typer.Option("--root", help="Mappen med skeletons/ og processes/ / the definitions folder."),
+]
+
+
+@app.command()
+def validate(
+    paths: PathsArgument = None,
+    root: RootOption = None,
+    output: Annotated[str, typer.Option("--format", help="text (file:line:col: CODE message) eller/or json.")] = "text",
+) -> None:
+    """Validér skeletter og processer / validate skeletons and processes."""
+    if output not in ("text", "json"):
+        typer.echo(_say("Fejl: --format skal være text eller json.", "Error: --format must be text or json."), err=True)
+        raise typer.Exit(2)
+    with _errors():
+        loaded = _load(paths, root)
+    errors = loaded.errors
+    if output == "json":
+        typer.echo(
+            json.dumps(
+                {
+                    "valid": not errors,
+                    "files": len(loaded.files),
+                    "processes": sorted(loaded.compiled),
+                    "problems": [problem.as_dict(state.language) for problem in loaded.problems],
+                },
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+    else:
+        for problem in loaded.problems:
+            typer.echo(problem.format(state.language))
+        warnings = len(loaded.warnings)
+        if errors:
+            typer.echo(
+                _say(
+                    f"{len(errors)} fejl og {warnings} advarsler i {len(loaded.files)} filer.",
+                    f"{len(errors)} errors and {warnings} warnings in {len(loaded.files)} files.",
+                ),
+                err=True,
+            )
+        else:
+            typer.echo(
+                _say(
+                    f"OK: {len(loaded.compiled)} processer og {len(loaded.skeletons)} skeletter er gyldige"
+                    f" ({warnings} advarsler).",
+                    f"OK: {len(loaded.compiled)} processes and {len(loaded.skeletons)} skeletons are valid"
+                    f" ({warnings} warnings).",
+                )
+            )
+    raise typer.Exit(1 if errors else 0)
+
+
+@app.command()
+def deploy(paths: PathsArgument = None, root: RootOption = None) -> None:
+    """Udrul processer som nye versioner / deploy processes as new versions (nothing if any is invalid)."""
+    with _errors():
+        loaded = _load(paths, root)
+        if loaded.errors:
+            for problem in loaded.problems:
+                typer.echo(problem.format(state.language), err=True)
+            raise DefinitionError(loaded.problems)
+        results = _service().deploy(loaded, _operator().name)
+    created = [result for result in results if result.created]
+    for result in results:
+        marker = _say("ny", "new") if result.created else _say("uændret", "unchanged")
+        typer.echo(f"{result.process_id} v{result.version} ({result.content_hash[:12]}) {marker}")
+    typer.echo(
+        _say(
+            f"{len(created)} nye versioner, {len(results) - len(created)} uændrede.",
+            f"{len(created)} new versions, {len(results) - len(created)} unchanged.",
+        )
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Opdatér databasens skema til nyeste version / migrate the database schema to the newest revision."""
+    from engine.storage.database import Database  # noqa: PLC0415
+    from engine.storage.migrate import current_revision, upgrade  # noqa: PLC0415
+
+    with _errors():
+        database = Database(state.settings.database_url)
+        upgrade(database)
+        typer.echo(
+            _say(
+                f"Databasen er på version {current_revision(database)}.",
+                f"The database is at revision {current_revision(database)}.",
+            )
+        )
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Adresse at lytte på / address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+) -> None:
+    """Start HTTP-API'et / serve the HTTP API."""
+    import uvicorn  # noqa: PLC0415
+
+    from api.app import create_app  # noqa: PLC0415
+    from engine.storage.migrate import current_revision, head_revision  # noqa: PLC0415
+
+    _configure_logging()
+    with _errors():
+        service = _service()
+        if current_revision(service.database) != head_revision(service.database):
+            typer.echo(
+                _say(
+                    "Fejl: databasen er ikke opdateret. Kør 'sagsflow db upgrade' først.",
+                    "Error: the database is not up to date. Run 'sagsflow db upgrade' first.",
+                ),
+                err=True,
+            )
+            raise typer.Exit(1)
+        application = create_app(service, state.settings)
+    uvicorn.run(application, host=host, port=port, log_level="info")
+
+
+# Tokens ----------------------------------------------------------------------------------
+
+
+@token_app.command("create")
+def token_create(
+    user: Annotated[str, typer.Argument(help="Brugernavn / user name.")],
+    role: Annotated[list[str], typer.Option("--role", help="Rolle; kan gentages / role; repeatable.")],
+    label: Annotated[str | None, typer.Option(help="Beskrivelse / description.")] = None,
+) -> None:
+    """Opret en adgangsnøgle; den vises kun én gang / create a token, shown only once."""
+    with _errors():
+        token = _service().create_token(user, role, label)
+    typer.echo(token)
+
+
+@token_app.command("revoke")
+def token_revoke(user: Annotated[str, typer.Argument(help="Brugernavn / user name.")]) -> None:
+    """Tilbagekald alle en brugers nøgler / revoke all tokens of a user."""
+    with _errors():
+        count = _service().revoke_tokens(user)
+    typer.echo(_say(f"{count} nøgler tilbagekaldt.", f"{count} tokens revoked."))
+
+
+@token_app.command("demo")
+def token_demo() -> None:
+    """Opret nye demo-nøgler og skriv dem i var/demo-tokens.env / create fresh demo tokens."""
+    with _errors():
+        service = _service()
+        lines = []
+        for user, roles in DEMO_USERS.items():
+            service.revoke_tokens(user)
+            token = service.create_token(user, roles, "demo")
+            variable = {"caseworker": "CASEWORKER", "approver": "APPROVER", "applicant": "APPLICANT"}[roles[0]]
+            lines.append(f"SAGSFLOW_{variable}_TOKEN={token}")
+    DEMO_TOKEN_FILE.parent.mkdir(parents=True, exist_ok=True)
+    DEMO_TOKEN_FILE.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    DEMO_TOKEN_FILE.chmod(0o600)
+    typer.echo(_say("Demo-nøgler (kun til udvikling):", "Demo tokens (development only):"))
+    for line in lines:
+        typer.echo(f"  {line}")
+    typer.echo(_say(f"Gemt i {DEMO_TOKEN_FILE}.", f"Saved in {DEMO_TOKEN_FILE}."))
+
+
+# Cases -----------------------------------------------------------------------------------
+
+
+@case_app.command("list")
+def case_list(
+    process: Annotated[str | None, typer.Option(help="Kun denne proces / only this process.")] = None,
+    phase: Annotated[str | None, typer.Option(help="Kun denne fase / only this phase.")] = None,
+    status: Annotated[str | None, typer.Option(help="open eller/or closed.")] = None,
+    limit: Annotated[int, typer.Option(help="Højst så mange / at most this many.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Skriv JSON / print JSON.")] = False,
+) -> None:
+    """Vis sager / list cases."""
+    with _errors():
+        result = _service().list_cases(
+            _operator(), state.language, process_id=process, phase=phase, status=status, limit=limit
+        )
+    if as_json:
+        typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
+        return
+    if not result["items"]:
+        typer.echo(_say("Ingen sager.", "No cases."))
+        return
+    for item in result["items"]:
+        typer.echo(
+            f"{item['id']:>6}  {item['journal_number']}  {item['process']:<20} {item['phase']['label']:<24} "
+            f"{item['status']:<7} {item['title']}"
+        )
+    typer.echo(
+        _say(
+            f"{len(result['items'])} af {result['total']} sager.", f"{len(result['items'])} of {result['total']} cases."
+        )
+    )
+
+
+def _print_case(view: dict[str, Any]) -> None:
+    say: Callable[[str, str], str] = _say
+    process = view["process"]
+    typer.echo(f"{view['journal_number']}  {view['title']}")
+    typer.echo(f"  {say('Proces', 'Process')}: {process['title']} ({process['id']} v{process['version']})")
+    typer.echo(
+        f"  {say('Fase', 'Phase')}: {view['phase']['label']}   Status: {view['status']}   Version: {view['version']}"
+    )
+    received, deadline = view["received_at"], view["processing_deadline"]
+    typer.echo(f"  {say('Modtaget', 'Received')}: {received}   {say('Frist', 'Deadline')}: {deadline}")
+    typer.echo(say("  Tjekliste:", "  Checklist:"))
+    for step in view["checklist"]:
+        marker = {"done": "[x]", "skipped": "[-]", "active": "[ ]"}.get(step["status"], "[?]")
+        who = f" {step['completed_by']}" if step["completed_by"] else ""
+        outcome = f" → {step['outcome']}" if step["outcome"] and step["outcome"] not in ("done",) else ""
+        typer.echo(f"    {marker} {step['phase']}/{step['step']}: {step['label']}{outcome}{who}")
+    typer.echo(say("  Dokumenter:", "  Documents:"))
+    for document in view["documents"]:
+        typer.echo(f"    {document['number']:>3}. {document['title']} ({document['status']})")
+
+
+@case_app.command("show")
+def case_show(
+    case: Annotated[str, typer.Argument(help="Sagens id eller journalnummer / case id or journal number.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Skriv JSON / print JSON.")] = False,
+) -> None:
+    """Vis en sag med tjekliste og dokumenter / show a case with its checklist and documents."""
+    with _errors():
+        view = _service().get_case(_operator(), case, state.language)
+    if as_json:
+        typer.echo(json.dumps(view, ensure_ascii=False, indent=2))
+    else:
+        _print_case(view)
+
+
+@outbox_app.command("dispatch")
+def outbox_dispatch() -> None:
+    """Send breve, der venter i udbakken / deliver letters waiting in the outbox."""
+    _configure_logging()
+    with _errors():
+        report = _service().dispatch_outbox()
+    typer.echo(
+        _say(
+            f"{report.sent} sendt, {report.retried} prøves igen senere, {report.failed} opgivet.",
+            f"{report.sent} sent, {report.retried} to retry later, {report.failed} given up.",
+        )
+    )

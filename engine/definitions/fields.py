@@ -1,0 +1,491 @@
+"""Field types: how a case field is declared, checked, stored and shown to guards and letters.
+
+Each type parses raw input (JSON from a request or a task form) into a JSON-safe stored
+value, or raises `FieldValueError` with a bilingual message and a hint. Stored values
+are converted back for guards and templates by `to_context`, e.g. a `date` is stored as
+"2026-12-04" and seen by a guard as `datetime.date(2026, 12, 4)`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+import pycountry
+from stdnum.dk import cvr as stdnum_cvr
+
+from engine.i18n import Text
+
+if TYPE_CHECKING:
+    from engine.adapters.species import SpeciesRegister
+    from engine.definitions.model import FieldDef
+
+# Limits for text sizes, so one request cannot store megabytes in a field.
+MAX_LINE_LENGTH = 2_000
+MAX_MULTILINE_LENGTH = 100_000
+
+
+class FieldValueError(Exception):
+    def __init__(self, code: str, text: Text, hint: Text | None = None) -> None:
+        super().__init__(text.en)
+        self.code = code
+        self.text = text
+        self.hint = hint
+
+
+class Lookups(Protocol):
+    """Registers that some field types consult while parsing."""
+
+    @property
+    def species(self) -> SpeciesRegister: ...
+
+
+def _invalid(da: str, en: str, hint_da: str | None = None, hint_en: str | None = None) -> FieldValueError:
+    hint = Text(hint_da, hint_en) if hint_da and hint_en else None
+    return FieldValueError("invalid_value", Text(da, en), hint)
+
+
+def _describe(raw: Any) -> str:
+    text = repr(raw)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class FieldType:
+    name: ClassVar[str]
+    allowed_options: ClassVar[frozenset[str]] = frozenset()
+    json_type: ClassVar[dict[str, Any]] = {"type": "string"}
+
+    def check_definition(self, field: FieldDef) -> list[str]:
+        """Return what is wrong with the field's declaration for this type (English details)."""
+        return []
+
+    def parse(self, raw: Any, field: FieldDef, lookups: Lookups) -> Any:
+        raise NotImplementedError
+
+    def to_context(self, stored: Any) -> Any:
+        return stored
+
+    def example(self, field: FieldDef) -> Any:
+        return field.example
+
+    def json_schema(self, field: FieldDef) -> dict[str, Any]:
+        schema = dict(self.json_type)
+        schema["title"] = field.label.da
+        if field.help is not None:
+            schema["description"] = field.help.da
+        return schema
+
+
+def _require_str(raw: Any) -> str:
+    if not isinstance(raw, str):
+        raise _invalid(
+            f"Skal være tekst, ikke {_describe(raw)}.",
+            f"Must be text, not {_describe(raw)}.",
+            "Send værdien som en JSON-streng i anførselstegn.",
+            "Send the value as a JSON string in quotes.",
+        )
+    return raw
+
+
+class TextType(FieldType):
+    name = "text"
+    allowed_options = frozenset({"min_length", "max_length", "pattern", "multiline"})
+
+    def check_definition(self, field: FieldDef) -> list[str]:
+        problems = []
+        if field.pattern is not None:
+            try:
+                re.compile(field.pattern)
+            except re.error as error:
+                problems.append(f"the pattern does not compile ({error})")
+        if field.min_length is not None and field.max_length is not None and field.min_length > field.max_length:
+            problems.append("min_length is greater than max_length")
+        return problems
+
+    def parse(self, raw: Any, field: FieldDef, lookups: Lookups) -> Any:
+        value = _require_str(raw).strip()
+        limit = field.max_length or (MAX_MULTILINE_LENGTH if field.multiline else MAX_LINE_LENGTH)
+        if not field.multiline and ("\n" in value or "\r" in value):
+            raise _invalid("Må kun være én linje.", "Must be a single line.")
+        if len(value) > limit:
+            raise _invalid(
+                f"Er {len(value)} tegn; højst {limit} er tilladt.",
+                f"Is {len(value)} characters long; at most {limit} are allowed.",
+            )
+        if field.min_length is not None and len(value) < field.min_length:
+            raise _invalid(
+                f"Skal være mindst {field.min_length} tegn.",
+                f"Must be at least {field.min_length} characters long.",
+            )
+        if not value:
+            raise _invalid("Må ikke være tom.", "Must not be empty.")
+        if field.pattern is not None and not re.fullmatch(field.pattern, value):
+            raise _invalid(
+                f"Har ikke den forventede form ({field.pattern}).",
+                f"Does not have the expected form ({field.pattern}).",
+            )
+        return value
+
+    def json_schema(self, field: FieldDef) -> dict[str, Any]:
+        schema = super().json_schema(field)
+        if field.max_length is not None:
+            schema["maxLength"] = field.max_length
+        if field.min_length is not None:
+            schema["minLength"] = field.min_length
+        if field.pattern is not None:
+            schema["pattern"] = field.pattern
+        return schema
+
+
+def _bounds(field: FieldDef) -> list[str]:
+    if field.min is not None and field.max is not None and field.min > field.max:
+        return ["min is greater than max"]
+    return []
+
+
+def _check_range(value: Decimal | int, field: FieldDef, unit: str = "") -> None:
+    if field.min is not None and value < field.min:
+        raise _invalid(
+            f"Skal være mindst {field.min}{unit}.",
+            f"Must be at least {field.min}{unit}.",
+        )
+    if field.max is not None and value > field.max:
+        raise _invalid(
+            f"Må højst være {field.max}{unit}.",
+            f"Must be at most {field.max}{unit}.",
+        )
+
+
+class IntegerType(FieldType):
+    name = "integer"
+    allowed_options = frozenset({"min", "max"})
+    json_type = {"type": "integer"}
+
+    def check_definition(self, field: FieldDef) -> list[str]:
+        problems = _bounds(field)
+        for bound in (field.min, field.max):
+            if bound is not None and bound != bound.to_integral_value():
+                problems.append(f"the bound {bound} is not a whole number")
+        return problems
+
+    def parse(self, raw: Any, field: FieldDef, lookups: Lookups) -> Any:
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            raise _invalid(
+                f"Skal være et helt tal, ikke {_describe(raw)}.",
+                f"Must be a whole number, not {_describe(raw)}.",
+            )
+        _check_range(raw, field)
+        return raw
+
+
+def _to_decimal(raw: Any) -> Decimal:
+    if isinstance(raw, bool):
+        raise _invalid("Skal være et tal.", "Must be a number.")
+    try:
+        if isinstance(raw, int | str):
+            value = Decimal(str(raw).strip().replace(",", ".") if isinstance(raw, str) else raw)
+        elif isinstance(raw, float):
+            value = Decimal(repr(raw))
+        else:
+            raise InvalidOperation
+    except InvalidOperation:
+        raise _invalid(
+            f"Skal være et tal, ikke {_describe(raw)}.",
+            f"Must be a number, not {_describe(raw)}.",
+            "Skriv fx 1250.50.",
+            "Write for example 1250.50.",
+        ) from None
+    if not value.is_finite():
+        raise _invalid("Skal være et endeligt tal.", "Must be a finite number.")
+    return value
+
+
+class DecimalType(FieldType):
+    name = "decimal"
+    allowed_options = frozenset({"min", "max"})
+    json_type = {"type": ["number", "string"]}
+
+    def check_definition(self, field: FieldDef) -> list[str]:
+        return _bounds(field)
+
+    def parse(self, raw: Any, field: FieldDef, lookups: Lookups) -> Any:
+        value = _to_decimal(raw)
+        _check_range(value, field)
+        return str(value)
+
+    def to_context(self, stored: Any) -> Any:
+        return Decimal(stored) if stored is not None else None
+
+
+class MoneyType(FieldType):
+    """An amount in DKK; stored as an integer number of øre, never as a float."""
+
+    name = "money"
+    allowed_options = frozenset({"min", "max"})
+    json_type = {"type": ["number", "string"], "description": "DKK with at most two decimals"}
+
+    def check_definition(self, field: FieldDef) -> list[str]:
+        return _bounds(field)
+
+    def parse(self, raw: Any, field: FieldDef, lookups: Lookups) -> Any:
+        value = _to_decimal(raw)
+        if value != value.quantize(Decimal("0.01")):
+            raise _invalid(
+                "Beløbet må højst have to decimaler (øre).",
+                "The amount may have at most two decimals (øre).",
+            )
+        _check_range(value, field, " kr.")
+        return int(value * 100)
+
+    def to_context(self, stored: Any) -> Any:
+        return Decimal(stored) / 100 if stored is not None else None
+
+
+class BooleanType(FieldType):
+    name = "boolean"
+    json_type = {"type": "boolean"}
+
+    def parse(self, raw: Any, field: FieldDef, lookups: Lookups) -> Any:
+        if not isinstance(raw, bool):
+            raise _invalid(
+                f"Skal være true eller false, ikke {_describe(raw)}.",
+                f"Must be true or false, not {_describe(raw)}.",
+            )
+        return raw
+
+
+class DateType(FieldType):
+    name = "date"
+    allowed_options = frozenset({"min", "max"})
+    json_type = {"type": "string", "format": "date"}
+
+    def check_definition(self, field: FieldDef) -> list[str]:
+        if field.min is not None or field.max is not None:
+            return ["min and max do not apply to dates"]
+        return []
+
+    def parse(self, raw: Any, field: FieldDef, lookups: Lookups) -> Any:
+        text = _require_str(raw).strip()
+        try:
+            return date.fromisoformat(text).isoformat() if len(text) == 10 else _bad_date(text)
+        except ValueError:
+            return _bad_date(text)
+
+    def to_context(self, stored: Any) -> Any:
+        return date.fromisoformat(stored) if stored else None
+
+
+def _bad_date(text: str) -> Any:
+    raise _invalid(
+        f"'{text}' er ikke en gyldig dato.",
+        f"'{text}' is not a valid date.",
+        "Skriv datoen som ÅÅÅÅ-MM-DD, fx 2026-12-04.",
+        "Write the date as YYYY-MM-DD, e.g. 2026-12-04.",
+    )
+
+
+class EnumType(FieldType):
+    name = "enum"
+    allowed_options = frozenset({"options"})
+
+    def check_definition(self, field: FieldDef) -> list[str]:
+        if not field.options:
+            return ["an enum needs a non-empty 'options' list"]
+        values = [option.value for option in field.options]
+        duplicates = sorted({value for value in values if values.count(value) > 1})
+        return [f"duplicate option values: {', '.join(duplicates)}"] if duplicates else []
+
+    def parse(self, raw: Any, field: FieldDef, lookups: Lookups) -> Any:
+        values = [option.value for option in field.options or []]
+        if raw not in values:
+            allowed = ", ".join(values)
+            raise FieldValueError(
+                "invalid_choice",
+                Text(
+                    f"{_describe(raw)} er ikke en af de tilladte værdier.", f"{_describe(raw)} is not an allowed value."
+                ),
+                Text(f"Vælg en af: {allowed}.", f"Choose one of: {allowed}."),
+            )
+        return raw
+
+    def json_schema(self, field: FieldDef) -> dict[str, Any]:
+        schema = super().json_schema(field)
+        schema["enum"] = [option.value for option in field.options or []]
+        return schema
+
+    def example(self, field: FieldDef) -> Any:
+        if field.example is not None:
+            return field.example
+        return field.options[0].value if field.options else None
+
+
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+$")
+
+
+class EmailType(FieldType):
+    name = "email"
+    json_type = {"type": "string", "format": "email"}
+
+    def parse(self, raw: Any, field: FieldDef, lookups: Lookups) -> Any:
+        value = _require_str(raw).strip()
+        if len(value) > 254 or not _EMAIL.match(value):
+            raise _invalid(
+                f"'{value}' er ikke en gyldig e-mailadresse.",
+                f"'{value}' is not a valid e-mail address.",
+                "Skriv fx navn@firma.dk.",
+                "Write for example name@company.dk.",
+            )
+        return value
+
+
+class CvrType(FieldType):
+    """Danish company number: 8 digits, first not 0, weights 2,7,6,5,4,3,2,1, sum divisible by 11."""
+
+    name = "cvr"
+    json_type = {"type": "string", "pattern": r"^[1-9]\d{7}$"}
+
+    def parse(self, raw: Any, field: FieldDef, lookups: Lookups) -> Any:
+        value = _require_str(raw).replace(" ", "")
+        if not re.fullmatch(r"[1-9]\d{7}", value):
+            raise _invalid(
+                f"'{value}' er ikke et CVR-nummer; det skal være 8 cifre og ikke starte med 0.",
+                f"'{value}' is not a CVR number; it must be 8 digits and not start with 0.",
+            )
+        if not stdnum_cvr.is_valid(value):
+            raise FieldValueError(
+                "invalid_checksum",
+                Text(
+                    f"CVR-nummeret {value} har en forkert kontrolsum (modulus 11).",
+                    f"The CVR number {value} has a wrong check digit (modulus 11).",
+                ),
+                Text("Tjek nummeret for tastefejl.", "Check the number for typing errors."),
+            )
+        return value
+
+
+class CprType(FieldType):
+    """Danish personal number DDMMYY-SSSS. The modulus-11 check was abandoned in 2007 and is not applied."""
+
+    name = "cpr"
+    json_type = {"type": "string", "pattern": r"^\d{6}-?\d{4}$"}
+
+    def parse(self, raw: Any, field: FieldDef, lookups: Lookups) -> Any:
+        value = _require_str(raw).strip()
+        match = re.fullmatch(r"(\d{2})(\d{2})(\d{2})-?(\d{4})", value)
+        if not match:
+            raise _invalid(
+                "Er ikke et CPR-nummer på formen DDMMÅÅ-XXXX.",
+                "Is not a CPR number of the form DDMMYY-XXXX.",
+            )
+        day, month, year, serial = match.groups()
+        if _cpr_birth_date(int(day), int(month), int(year), int(serial[0])) is None:
+            raise _invalid(
+                "CPR-nummerets første seks cifre er ikke en gyldig dato.",
+                "The first six digits of the CPR number are not a valid date.",
+            )
+        return f"{day}{month}{year}-{serial}"
+
+
+def _cpr_birth_date(day: int, month: int, year: int, seventh: int) -> date | None:
+    # The 7th digit and the two-digit year give the century (CPR-kontoret's table).
+    if seventh <= 3:
+        century = 1900
+    elif seventh in (4, 9):
+        century = 2000 if year <= 36 else 1900
+    elif year <= 57:
+        century = 2000
+    else:
+        century = 1800
+    try:
+        return date(century + year, month, day)
+    except ValueError:
+        return None
+
+
+class CountryType(FieldType):
+    """ISO 3166-1 alpha-2 country code, upper case."""
+
+    name = "country"
+    json_type = {"type": "string", "pattern": "^[A-Z]{2}$"}
+
+    def parse(self, raw: Any, field: FieldDef, lookups: Lookups) -> Any:
+        value = _require_str(raw).strip().upper()
+        if len(value) != 2 or pycountry.countries.get(alpha_2=value) is None:
+            raise FieldValueError(
+                "unknown_country",
+                Text(
+                    f"'{raw}' er ikke en landekode efter ISO 3166-1.",
+                    f"'{raw}' is not an ISO 3166-1 country code.",
+                ),
+                Text("Brug to bogstaver, fx DK, DE eller TG.", "Use two letters, e.g. DK, DE or TG."),
+            )
+        return value
+
+
+class PostcodeType(FieldType):
+    """Danish postcode: four digits, written as text so that a leading zero survives."""
+
+    name = "postcode"
+    json_type = {"type": "string", "pattern": r"^\d{4}$"}
+
+    def parse(self, raw: Any, field: FieldDef, lookups: Lookups) -> Any:
+        value = _require_str(raw).strip()
+        if not re.fullmatch(r"\d{4}", value):
+            raise _invalid(
+                f"'{value}' er ikke et postnummer på fire cifre.",
+                f"'{value}' is not a four-digit postcode.",
+            )
+        return value
+
+
+class SpeciesType(FieldType):
+    """Scientific name of a taxon in the CITES species register."""
+
+    name = "species"
+
+    def parse(self, raw: Any, field: FieldDef, lookups: Lookups) -> Any:
+        value = " ".join(_require_str(raw).split())
+        taxon = lookups.species.find(value)
+        if taxon is None:
+            suggestions = lookups.species.suggest(value)
+            hint = (
+                Text(f"Mente du: {', '.join(suggestions)}?", f"Did you mean: {', '.join(suggestions)}?")
+                if suggestions
+                else Text(
+                    "Angiv det videnskabelige navn som i Species+, fx Python regius.",
+                    "Give the scientific name as in Species+, e.g. Python regius.",
+                )
+            )
+            raise FieldValueError(
+                "unknown_species",
+                Text(
+                    f"Arten '{value}' findes ikke i CITES-artsregistret.",
+                    f"The species '{value}' is not in the CITES species register.",
+                ),
+                hint,
+            )
+        return taxon.scientific_name
+
+
+FIELD_TYPES: dict[str, FieldType] = {
+    field_type.name: field_type
+    for field_type in (
+        TextType(),
+        IntegerType(),
+        DecimalType(),
+        MoneyType(),
+        BooleanType(),
+        DateType(),
+        EnumType(),
+        EmailType(),
+        CvrType(),
+        CprType(),
+        CountryType(),
+        PostcodeType(),
+        SpeciesType(),
+    )
+}
+
+OPTION_NAMES = ("min", "max", "min_length", "max_length", "pattern", "multiline", "options")

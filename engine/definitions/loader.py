@@ -1,0 +1,333 @@
+"""Load a definitions folder: read, model, resolve, validate and compile every file.
+
+The folder (the definitions root) holds `skeletons/*.yaml` and `processes/**/*.yaml`.
+`load_definitions` never stops at the first problem: it returns every problem of every
+file, and compiles only the processes that have none.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import types
+import typing
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+
+from engine.definitions.compile import CompiledProcess, content_hash
+from engine.definitions.model import PROCESS_ID_PATTERN, ProcessDef, SkeletonDef
+from engine.definitions.problems import Location, Problem, make_problem
+from engine.definitions.resolve import LoadedProcess, LoadedSkeleton, Resolution, resolve
+from engine.definitions.source import Loc, SourceFile, load_source
+from engine.definitions.validate import validate_resolved
+
+logger = logging.getLogger(__name__)
+
+SKELETONS_DIR = "skeletons"
+PROCESSES_DIR = "processes"
+
+
+@dataclass
+class LoadedDefinitions:
+    root: Path
+    skeletons: dict[str, LoadedSkeleton] = field(default_factory=dict)
+    resolutions: dict[str, Resolution] = field(default_factory=dict)
+    compiled: dict[str, CompiledProcess] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [problem for problem in self.problems if problem.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [problem for problem in self.problems if problem.severity == "warning"]
+
+
+def find_root(start: Path) -> Path | None:
+    """Return the nearest folder at or above `start` that has a `skeletons/` folder."""
+    current = start.resolve()
+    if current.is_file():
+        current = current.parent
+    for candidate in (current, *current.parents):
+        if (candidate / SKELETONS_DIR).is_dir():
+            return candidate
+    return None
+
+
+# Mapping pydantic errors to problems ----------------------------------------------------------
+
+
+def _unwrap(annotation: Any) -> list[Any]:
+    """Return the concrete types behind Annotated, Optional and unions."""
+    origin = get_origin(annotation)
+    if origin is typing.Annotated:
+        return _unwrap(get_args(annotation)[0])
+    if origin is typing.Union or origin is types.UnionType:
+        return [inner for arg in get_args(annotation) if arg is not type(None) for inner in _unwrap(arg)]
+    return [annotation]
+
+
+def _model_at(model: type[BaseModel], loc: Sequence[str | int]) -> type[BaseModel] | None:
+    current: list[Any] = [model]
+    for part in loc:
+        following: list[Any] = []
+        for candidate in current:
+            for concrete in _unwrap(candidate):
+                origin = get_origin(concrete)
+                if isinstance(concrete, type) and issubclass(concrete, BaseModel):
+                    if isinstance(part, str) and part in concrete.model_fields:
+                        following.append(concrete.model_fields[part].annotation)
+                elif origin is list and isinstance(part, int):
+                    following.append(get_args(concrete)[0])
+                elif origin is dict and isinstance(part, str):
+                    following.append(get_args(concrete)[1])
+        current = following
+    for candidate in current:
+        for concrete in _unwrap(candidate):
+            if isinstance(concrete, type) and issubclass(concrete, BaseModel):
+                return concrete
+    return None
+
+
+def _data_path(data: Any, loc: Sequence[Any]) -> Loc:
+    """Keep the parts of a pydantic error location that exist in the data (drops union tags)."""
+    path: list[str | int] = []
+    current = data
+    for part in loc:
+        if (isinstance(current, dict) and part in current) or (
+            isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current)
+        ):
+            path.append(part)
+            current = current[part]
+        elif isinstance(current, dict | list):
+            # A key the data does not have (a missing key): keep it for the message.
+            path.append(part)
+            current = None
+    return tuple(path)
+
+
+def _describe_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "sand/falsk (boolean)"
+    if isinstance(value, int | float):
+        return "tal/number"
+    if isinstance(value, date | datetime):
+        return "dato/date"
+    return type(value).__name__
+
+
+def model_problems(error: ValidationError, source: SourceFile, model: type[BaseModel]) -> list[Problem]:
+    problems: list[Problem] = []
+    seen: set[tuple[Loc, str]] = set()
+    for item in error.errors(include_url=False):
+        loc = _data_path(source.data, item["loc"])
+        kind = item["type"]
+        if (loc, kind) in seen:
+            continue
+        seen.add((loc, kind))
+        key = str(loc[-1]) if loc else "(root)"
+        dotted = ".".join(str(part) for part in loc) or "(root)"
+
+        if kind == "extra_forbidden":
+            parent = _model_at(model, loc[:-1])
+            allowed = sorted(parent.model_fields) if parent else []
+            close = difflib.get_close_matches(key, allowed, n=1)
+            listed = ", ".join(allowed)
+            if close:
+                listed = f"{listed} (mente du/did you mean '{close[0]}'?)"
+            problems.append(make_problem("SF200", source.location(loc, key=True), key=key, allowed=listed))
+        elif kind == "missing":
+            problems.append(make_problem("SF201", source.location(loc[:-1]), key=key))
+        elif kind == "string_pattern_mismatch" and isinstance(item.get("input"), str):
+            pattern = str((item.get("ctx") or {}).get("pattern", ""))
+            if pattern == PROCESS_ID_PATTERN:
+                separator = "-"
+            elif "a-z" in pattern:
+                separator = "_"
+            else:
+                problems.append(
+                    make_problem("SF202", source.location(loc), key=dotted, detail=f"it must match {pattern}")
+                )
+                continue
+            problems.append(make_problem("SF203", source.location(loc), value=item["input"], separator=separator))
+        elif kind == "string_type" and isinstance(item.get("input"), int | float | bool | date | datetime):
+            value = item["input"]
+            shown = str(value).lower() if isinstance(value, bool) else str(value)
+            problems.append(
+                make_problem("SF204", source.location(loc), key=dotted, value=shown, kind=_describe_kind(value))
+            )
+        else:
+            problems.append(make_problem("SF202", source.location(loc), key=dotted, detail=item["msg"]))
+    return problems
+
+
+# Loading --------------------------------------------------------------------------------------
+
+
+def _display(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _yaml_files(paths: Iterable[Path]) -> list[Path]:
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()))
+        else:
+            found.append(path)
+    unique: dict[Path, Path] = {}
+    for path in found:
+        unique.setdefault(path.resolve(), path)
+    return list(unique.values())
+
+
+def _parse(path: Path, root: Path, result: LoadedDefinitions) -> tuple[str, Any, SourceFile] | None:
+    display = _display(path, root)
+    result.files.append(display)
+    if not path.is_file():
+        result.problems.append(
+            make_problem("SF100", Location(display), detail="the file does not exist or is not a regular file")
+        )
+        return None
+    source, problems = load_source(path, display)
+    result.problems.extend(problems)
+    if source is None or not isinstance(source.data, dict):
+        return None
+    data = source.data
+    if "skeleton" in data and "process" not in data:
+        kind: str = "skeleton"
+        model: type[BaseModel] = SkeletonDef
+    elif "process" in data:
+        kind, model = "process", ProcessDef
+    else:
+        result.problems.append(make_problem("SF111", source.location(())))
+        return None
+    try:
+        definition = model.model_validate(data)
+    except ValidationError as error:
+        result.problems.extend(model_problems(error, source, model))
+        return None
+    if any(problem.severity == "error" for problem in problems):
+        return None
+    return kind, definition, source
+
+
+def load_definitions(root: Path, paths: Sequence[Path] | None = None) -> LoadedDefinitions:
+    """Load every skeleton under `root` and the processes in `paths` (default: all of them)."""
+    result = LoadedDefinitions(root=root)
+
+    skeleton_files = _yaml_files([root / SKELETONS_DIR])
+    requested = _yaml_files(paths) if paths else _yaml_files([root / PROCESSES_DIR])
+    skeleton_paths = {path.resolve() for path in skeleton_files}
+    process_files = [path for path in requested if path.resolve() not in skeleton_paths]
+
+    skeleton_origin: dict[str, Location] = {}
+    for path in skeleton_files:
+        parsed = _parse(path, root, result)
+        if parsed is None:
+            continue
+        kind, definition, source = parsed
+        if kind != "skeleton":
+            result.problems.append(make_problem("SF111", source.location(())))
+            continue
+        location = source.location(("skeleton",))
+        if definition.skeleton in result.skeletons:
+            result.problems.append(
+                make_problem(
+                    "SF301",
+                    location,
+                    kind="Skelet/skeleton",
+                    name=definition.skeleton,
+                    first=skeleton_origin[definition.skeleton],
+                )
+            )
+            continue
+        skeleton_origin[definition.skeleton] = location
+        result.skeletons[definition.skeleton] = LoadedSkeleton(definition, source)
+
+    # Every skeleton is validated on its own, so a skeleton error is reported once, at its line.
+    for skeleton in result.skeletons.values():
+        bare = resolve(skeleton, None, root)
+        result.problems.extend(bare.problems)
+        if bare.process is not None:
+            result.problems.extend(validate_resolved(bare.process, bare.sources))
+    skeleton_error_files = {p.location.file for p in result.errors}
+
+    process_origin: dict[str, Location] = {}
+    for path in process_files:
+        parsed = _parse(path, root, result)
+        if parsed is None:
+            continue
+        kind, definition, source = parsed
+        if kind != "process":
+            result.problems.append(make_problem("SF111", source.location(())))
+            continue
+        _load_process(LoadedProcess(definition, source), root, result, process_origin, skeleton_error_files)
+
+    result.problems = _deduplicate(result.problems)
+    return result
+
+
+def _load_process(
+    process: LoadedProcess,
+    root: Path,
+    result: LoadedDefinitions,
+    origins: dict[str, Location],
+    skeleton_error_files: set[str],
+) -> None:
+    definition, source = process.definition, process.source
+    location = source.location(("process",))
+    if definition.process in origins:
+        result.problems.append(
+            make_problem(
+                "SF301", location, kind="Proces/process", name=definition.process, first=origins[definition.process]
+            )
+        )
+        return
+    origins[definition.process] = location
+
+    skeleton = result.skeletons.get(definition.extends)
+    if skeleton is None:
+        result.problems.append(
+            make_problem(
+                "SF300",
+                source.location(("extends",)),
+                name=definition.extends,
+                known=", ".join(sorted(result.skeletons)),
+            )
+        )
+        return
+    folder = Path(source.display).parent.name
+    if Path(source.display).parts[:1] == (PROCESSES_DIR,) and folder != definition.extends:
+        result.problems.append(
+            make_problem("SF322", location, name=definition.process, skeleton=definition.extends, folder=folder)
+        )
+
+    resolution = resolve(skeleton, process, root)
+    problems = list(resolution.problems)
+    if resolution.process is not None:
+        problems.extend(validate_resolved(resolution.process, resolution.sources))
+    result.problems.extend(problems)
+    result.resolutions[definition.process] = resolution
+
+    blocked = any(p.severity == "error" for p in problems) or skeleton.source.display in skeleton_error_files
+    if resolution.process is not None and not blocked:
+        result.compiled[definition.process] = CompiledProcess(resolution.process, content_hash(resolution.process))
+
+
+def _deduplicate(problems: list[Problem]) -> list[Problem]:
+    unique: dict[tuple[str, str, int, int, str], Problem] = {}
+    for problem in problems:
+        key = (problem.code, problem.location.file, problem.location.line, problem.location.column, problem.text.en)
+        unique.setdefault(key, problem)
+    return sorted(unique.values(), key=lambda p: (p.location.file, p.location.line, p.location.column, p.code))

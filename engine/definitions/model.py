@@ -1,0 +1,309 @@
+"""The YAML vocabulary of skeletons and processes, declared once as pydantic models.
+
+A skeleton file (`skeletons/*.yaml`) declares a base process:
+
+    skeleton: afgoerelse
+    title: {da: Afgørelse, en: Decision}
+    roles: {caseworker: {label: {da: ..., en: ...}}}
+    fields: {applicant_name: {type: text, label: ..., required: true}}
+    letters: {receipt: {label: ..., template: {da: letters/receipt.da.md.j2}}}
+    phases:
+      - id: receipt
+        label: ...
+        steps:
+          - {id: receipt_letter, kind: letter, letter: receipt, label: ...}
+        next:
+          - {to: screening}
+
+A process file (`processes/<skeleton>/*.yaml`) extends one skeleton:
+
+    process: cites-import
+    extends: afgoerelse
+    title: ...
+    fields: {species: {type: species, label: ..., required: true}}
+    field_overrides: {applicant_cvr: {required: true}}
+    steps:
+      - insert_after: applicant_lookup
+        step: {id: species_lookup, kind: action, action: species_plus_lookup, ...}
+      - replace: consultation_request
+        step: {...}
+      - remove: consultation_reply
+    letters: {decision: {template: {da: cites-import/decision.da.md.j2}}}
+    processing_deadline: {value: 6, unit: weeks}
+    step_deadlines: {missing_information_reply: {value: 14, unit: calendar_days}}
+
+Every model forbids unknown keys. The JSON Schema in `schemas/` is generated from these
+models. Semantic rules (known field types, known actions, locked steps, guards) are
+checked in `engine.definitions.validate`, not here, so that all problems of a file are
+reported together with a stable code.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from engine.i18n import Language, Text
+
+FIELD_ID_PATTERN = r"^[a-z][a-z0-9_]*$"
+PROCESS_ID_PATTERN = r"^[a-z][a-z0-9-]*$"
+
+Identifier = Annotated[str, StringConstraints(pattern=FIELD_ID_PATTERN, max_length=64)]
+ProcessId = Annotated[str, StringConstraints(pattern=PROCESS_ID_PATTERN, max_length=64)]
+NonEmpty = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
+Origin = Literal["skeleton", "process"]
+StepKind = Literal["task", "action", "letter", "approval"]
+AUTOMATIC_KINDS: frozenset[str] = frozenset({"action", "letter"})
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class Label(Strict):
+    """A user-facing text in Danish and English."""
+
+    da: NonEmpty
+    en: NonEmpty
+
+    def get(self, language: Language) -> str:
+        return self.en if language == "en" else self.da
+
+    def text(self) -> Text:
+        return Text(da=self.da, en=self.en)
+
+
+class RoleDef(Strict):
+    label: Label
+    description: Label | None = None
+
+
+class Option(Strict):
+    value: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    label: Label
+
+
+class FieldDef(Strict):
+    """A case field (fagdata). `type` names an entry of the field type registry."""
+
+    type: str
+    label: Label
+    help: Label | None = None
+    source: Literal["application", "caseworker", "system"] = Field(
+        default="application",
+        description="Who fills the field: the applicant at intake, a caseworker in a task form, or an action.",
+    )
+    required: bool = Field(default=False, description="Required at intake (only for source: application).")
+    min: Decimal | None = None
+    max: Decimal | None = None
+    min_length: int | None = Field(default=None, ge=0)
+    max_length: int | None = Field(default=None, ge=1)
+    pattern: str | None = None
+    multiline: bool = False
+    options: list[Option] | None = None
+    example: Any = Field(default=None, description="A valid value, used in documentation and generated test cases.")
+
+
+class FieldOverride(Strict):
+    """Changes a process may make to a skeleton field: tighten it or relabel it."""
+
+    required: bool | None = None
+    label: Label | None = None
+    help: Label | None = None
+    example: Any = None
+
+
+class Deadline(Strict):
+    value: int = Field(ge=0, le=3650)
+    unit: str = Field(description="calendar_days, weeks, months or working_days")
+    rule: str = Field(
+        default="standard",
+        description="Which days do not count as working days: standard (Saturdays, Sundays and public "
+        "holidays) or extended (also 5 June, 24 and 31 December).",
+    )
+
+
+class FormField(Strict):
+    field: Identifier
+    required: bool = False
+    required_if: str | None = Field(default=None, description="Guard expression; the field is required when it holds.")
+
+
+class StepDef(Strict):
+    """One checklist step of a phase."""
+
+    id: Identifier
+    kind: StepKind
+    label: Label
+    description: Label | None = None
+    role: Identifier | None = Field(default=None, description="Role that completes a task or approval step.")
+    required: bool = True
+    locked: bool = Field(default=False, description="A legal safeguard: a process may not remove or replace it.")
+    when: str | None = Field(
+        default=None, description="Guard expression evaluated on phase entry; the step is skipped when false."
+    )
+    form: list[FormField] = Field(default_factory=list)
+    action: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    letter: Identifier | None = None
+    approves: Identifier | None = None
+    eyes: Literal[4, 6] | None = None
+    deadline: Deadline | None = None
+
+
+class TransitionDef(Strict):
+    to: Identifier
+    when: str | None = None
+    label: Label | None = None
+
+
+class PhaseDef(Strict):
+    id: Identifier
+    label: Label
+    description: Label | None = None
+    steps: list[StepDef] = Field(default_factory=list)
+    next: list[TransitionDef] = Field(default_factory=list)
+    final: bool = False
+
+
+class TemplateRef(Strict):
+    """Template file per language, relative to the YAML file. Danish is required."""
+
+    da: NonEmpty
+    en: NonEmpty | None = None
+
+
+class LetterDef(Strict):
+    label: Label
+    template: TemplateRef
+    recipient: Literal["applicant"] = "applicant"
+    locked: bool = False
+    required_blocks: list[Identifier] = Field(
+        default_factory=list, description="Blocks the template must define, such as the statement of reasons."
+    )
+    locked_blocks: list[Identifier] = Field(
+        default_factory=list, description="Blocks a process template inherits and may not override."
+    )
+
+
+class LetterOverride(Strict):
+    """A process's change to a skeleton letter, or (with both keys) a new letter."""
+
+    label: Label | None = None
+    template: TemplateRef | None = None
+
+
+class AppealDef(Strict):
+    body: Label = Field(description="The appeal body, e.g. Miljø- og Fødevareklagenævnet.")
+    how: Label = Field(description="How to appeal, e.g. through Klageportalen.")
+    deadline: Deadline
+
+
+class LegalBasis(Strict):
+    title: Label
+    reference: NonEmpty = Field(description="Act and section or executive order, e.g. 'lov nr. 1189 af 2022, § 3'.")
+    url: str | None = None
+
+
+class Fee(Strict):
+    amount: Decimal = Field(ge=0, max_digits=12, decimal_places=2, description="Amount in DKK, e.g. 450.00.")
+    label: Label
+    note: Label | None = None
+
+
+class SkeletonDef(Strict):
+    skeleton: Identifier
+    title: Label
+    description: Label | None = None
+    roles: dict[Identifier, RoleDef] = Field(default_factory=dict)
+    intake_roles: list[Identifier] = Field(default_factory=list, description="Roles that may submit an application.")
+    fields: dict[Identifier, FieldDef] = Field(default_factory=dict)
+    letters: dict[Identifier, LetterDef] = Field(default_factory=dict)
+    phases: list[PhaseDef]
+    processing_deadline: Deadline | None = None
+    appeal: AppealDef | None = None
+    case_title: str | None = Field(default=None, description="Jinja2 template for a case's title.")
+
+
+class StepChange(Strict):
+    insert_after: Identifier | None = None
+    insert_before: Identifier | None = None
+    replace: Identifier | None = None
+    remove: Identifier | None = None
+    step: StepDef | None = None
+
+
+class ProcessDef(Strict):
+    process: ProcessId
+    extends: Identifier
+    title: Label
+    description: Label | None = None
+    legal_basis: list[LegalBasis] = Field(min_length=1)
+    classification: Annotated[str, StringConstraints(pattern=r"^\d{2}\.\d{2}\.\d{2}$")] = Field(
+        description="Code in the agency's journal plan, shaped NN.NN.NN."
+    )
+    fee: Fee | None = None
+    roles: dict[Identifier, RoleDef] = Field(default_factory=dict)
+    fields: dict[Identifier, FieldDef] = Field(default_factory=dict)
+    field_overrides: dict[Identifier, FieldOverride] = Field(default_factory=dict)
+    steps: list[StepChange] = Field(default_factory=list)
+    letters: dict[Identifier, LetterOverride] = Field(default_factory=dict)
+    processing_deadline: Deadline | None = None
+    step_deadlines: dict[Identifier, Deadline] = Field(default_factory=dict)
+    appeal: AppealDef | None = None
+    case_title: str | None = None
+
+
+# The resolved form: one process with its skeleton folded in. It is what gets validated,
+# hashed, stored as an immutable version and compiled; it no longer refers to files.
+
+
+class ResolvedField(FieldDef):
+    origin: Origin
+
+
+class ResolvedStep(StepDef):
+    origin: Origin
+
+
+class ResolvedPhase(Strict):
+    id: Identifier
+    label: Label
+    description: Label | None = None
+    steps: list[ResolvedStep]
+    next: list[TransitionDef]
+    final: bool
+
+
+class ResolvedLetter(Strict):
+    label: Label
+    templates: dict[Language, str] = Field(description="Template name per language.")
+    recipient: Literal["applicant"]
+    locked: bool
+    required_blocks: list[str]
+    locked_blocks: list[str]
+    base_templates: dict[Language, str] = Field(
+        default_factory=dict, description="For a locked letter: the skeleton's template per language."
+    )
+    origin: Origin
+
+
+class ResolvedProcess(Strict):
+    id: ProcessId
+    skeleton: Identifier
+    title: Label
+    description: Label | None
+    legal_basis: list[LegalBasis]
+    classification: str
+    fee: Fee | None
+    roles: dict[str, RoleDef]
+    intake_roles: list[str]
+    fields: dict[str, ResolvedField]
+    phases: list[ResolvedPhase]
+    letters: dict[str, ResolvedLetter]
+    templates: dict[str, str] = Field(description="Template sources by name.")
+    processing_deadline: Deadline | None
+    appeal: AppealDef | None
+    case_title: str | None

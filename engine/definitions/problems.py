@@ -1,0 +1,381 @@
+"""Definition problems: every error and warning that loading and validation can report.
+
+Each problem has a stable code, listed in `CATALOG` and documented in
+`docs/definition-errors.md`. A code never changes meaning; retired codes are not reused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from engine.i18n import Language, Text
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """A place in a definition file; line and column are 1-based, as editors count them."""
+
+    file: str
+    line: int = 1
+    column: int = 1
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    name: str
+    message: Text
+    hint: Text | None = None
+    severity: Severity = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    code: str
+    name: str
+    location: Location
+    text: Text
+    hint: Text | None
+    severity: Severity = "error"
+
+    def format(self, language: Language) -> str:
+        """Render as `file:line:col: CODE message (hint)`, the form editors and CI parse."""
+        message = self.text.get(language)
+        if self.hint is not None:
+            message = f"{message} {self.hint.get(language)}"
+        prefix = "" if self.severity == "error" else ("advarsel: " if language == "da" else "warning: ")
+        return f"{self.location}: {self.code} {prefix}{message}"
+
+    def as_dict(self, language: Language) -> dict[str, Any]:
+        return {
+            "file": self.location.file,
+            "line": self.location.line,
+            "column": self.location.column,
+            "code": self.code,
+            "name": self.name,
+            "severity": self.severity,
+            "message": self.text.get(language),
+            "hint": self.hint.get(language) if self.hint else None,
+        }
+
+
+def _t(da: str, en: str) -> Text:
+    return Text(da=da, en=en)
+
+
+CATALOG: dict[str, Entry] = {
+    # Reading files: bytes and YAML.
+    "SF100": Entry(
+        "yaml-syntax",
+        _t("YAML-syntaksfejl: {detail}.", "YAML syntax error: {detail}."),
+        _t(
+            "Tjek indrykning, kolon og anførselstegn på linjen og linjen over.",
+            "Check indentation, colons and quotes on this line and the line above.",
+        ),
+    ),
+    "SF101": Entry(
+        "duplicate-key",
+        _t(
+            "Nøglen '{key}' står to gange; første gang på linje {first_line}.",
+            "The key '{key}' appears twice; first on line {first_line}.",
+        ),
+        _t("Slet eller omdøb den ene.", "Delete or rename one of them."),
+    ),
+    "SF102": Entry(
+        "not-utf8",
+        _t(
+            "Filen er ikke gyldig UTF-8 (byte {offset}).",
+            "The file is not valid UTF-8 (byte {offset}).",
+        ),
+        _t("Gem filen som UTF-8 i editoren.", "Save the file as UTF-8 in your editor."),
+    ),
+    "SF103": Entry(
+        "empty-file",
+        _t("Filen er tom.", "The file is empty."),
+        _t(
+            "Skriv en definition, eller slet filen.",
+            "Write a definition, or delete the file.",
+        ),
+    ),
+    "SF104": Entry(
+        "file-too-large",
+        _t(
+            "Filen fylder {size} byte; grænsen er {limit} byte.",
+            "The file has {size} bytes; the limit is {limit} bytes.",
+        ),
+        _t(
+            "Del definitionen op, eller flyt data ud af YAML-filen.",
+            "Split the definition, or move data out of the YAML file.",
+        ),
+    ),
+    "SF105": Entry(
+        "too-many-nodes",
+        _t(
+            "Filen udfolder sig til mere end {limit} YAML-noder (ankre og aliaser).",
+            "The file expands to more than {limit} YAML nodes (anchors and aliases).",
+        ),
+        _t(
+            "Brug færre aliaser (*navn); skriv værdierne ud.",
+            "Use fewer aliases (*name); write the values out.",
+        ),
+    ),
+    "SF106": Entry(
+        "unsupported-tag",
+        _t("YAML-mærket '{tag}' understøttes ikke.", "The YAML tag '{tag}' is not supported."),
+        _t("Fjern mærket (!...) og skriv en almindelig værdi.", "Remove the tag (!...) and write a plain value."),
+    ),
+    "SF107": Entry(
+        "number-with-leading-zero",
+        _t(
+            "Tallet {value} har et foranstillet nul, som YAML fjerner.",
+            "The number {value} has a leading zero, which YAML drops.",
+        ),
+        _t(
+            "Sæt anførselstegn om koder og postnumre: '{value}'.",
+            "Put quotes around codes and postcodes: '{value}'.",
+        ),
+    ),
+    "SF108": Entry(
+        "not-a-mapping",
+        _t("Filen skal indeholde en YAML-mapping øverst.", "The file must contain a YAML mapping at the top."),
+        _t(
+            "Start filen med 'process: <id>' eller 'skeleton: <id>'.",
+            "Start the file with 'process: <id>' or 'skeleton: <id>'.",
+        ),
+    ),
+    "SF109": Entry(
+        "byte-order-mark",
+        _t("Filen starter med et byte order mark (BOM).", "The file starts with a byte order mark (BOM)."),
+        _t("Gem filen som UTF-8 uden BOM.", "Save the file as UTF-8 without a BOM."),
+    ),
+    "SF110": Entry(
+        "tab-character",
+        _t("Tabulator i indrykningen.", "Tab character in the indentation."),
+        _t("YAML indrykkes med mellemrum; erstat tabulatoren.", "YAML is indented with spaces; replace the tab."),
+    ),
+    "SF111": Entry(
+        "unknown-document-kind",
+        _t(
+            "Filen er hverken en proces eller et skelet.",
+            "The file is neither a process nor a skeleton.",
+        ),
+        _t(
+            "Første nøgle skal være 'process:' (filer under processes/) eller 'skeleton:' (under skeletons/).",
+            "The first key must be 'process:' (files under processes/) or 'skeleton:' (under skeletons/).",
+        ),
+    ),
+    # Shape of the document: the pydantic models.
+    "SF200": Entry(
+        "unknown-key",
+        _t("Ukendt nøgle '{key}'.", "Unknown key '{key}'."),
+        _t("Tilladte nøgler her: {allowed}.", "Allowed keys here: {allowed}."),
+    ),
+    "SF201": Entry(
+        "missing-key",
+        _t("Nøglen '{key}' mangler.", "The key '{key}' is missing."),
+        _t("Tilføj '{key}:' her.", "Add '{key}:' here."),
+    ),
+    "SF202": Entry(
+        "invalid-value",
+        _t("Ugyldig værdi for '{key}': {detail}.", "Invalid value for '{key}': {detail}."),
+        None,
+    ),
+    "SF203": Entry(
+        "invalid-identifier",
+        _t("'{value}' er ikke et gyldigt id.", "'{value}' is not a valid id."),
+        _t(
+            "Brug små bogstaver a-z, cifre og {separator}, og start med et bogstav.",
+            "Use lower-case letters a-z, digits and {separator}, starting with a letter.",
+        ),
+    ),
+    "SF204": Entry(
+        "expected-text",
+        _t(
+            "'{key}' skal være tekst, men YAML læser {value} som {kind}.",
+            "'{key}' must be text, but YAML reads {value} as {kind}.",
+        ),
+        _t("Sæt anførselstegn om værdien: '{value}'.", "Put quotes around the value: '{value}'."),
+    ),
+    # References and extension.
+    "SF300": Entry(
+        "unknown-skeleton",
+        _t("Skelettet '{name}' findes ikke.", "The skeleton '{name}' does not exist."),
+        _t("Kendte skeletter: {known}.", "Known skeletons: {known}."),
+    ),
+    "SF301": Entry(
+        "duplicate-id",
+        _t(
+            "{kind} '{name}' er defineret to gange; første gang i {first}.",
+            "{kind} '{name}' is defined twice; first in {first}.",
+        ),
+        _t("Giv den ene et andet id.", "Give one of them another id."),
+    ),
+    "SF302": Entry(
+        "unknown-step",
+        _t("Trinnet '{name}' findes ikke.", "The step '{name}' does not exist."),
+        _t("Kendte trin: {known}.", "Known steps: {known}."),
+    ),
+    "SF303": Entry(
+        "locked-step",
+        _t(
+            "Trinnet '{name}' er låst af skelettet '{skeleton}' og kan ikke {operation}.",
+            "The step '{name}' is locked by the skeleton '{skeleton}' and cannot be {operation}.",
+        ),
+        _t(
+            "Låste trin er retssikkerhedsgarantier; indsæt et ekstra trin før eller efter i stedet.",
+            "Locked steps are legal safeguards; insert an extra step before or after instead.",
+        ),
+    ),
+    "SF304": Entry(
+        "unknown-field-type",
+        _t("Felttypen '{name}' findes ikke.", "The field type '{name}' does not exist."),
+        _t("Kendte typer: {known}.", "Known types: {known}."),
+    ),
+    "SF305": Entry(
+        "unknown-phase",
+        _t("Fasen '{name}' findes ikke.", "The phase '{name}' does not exist."),
+        _t("Kendte faser: {known}.", "Known phases: {known}."),
+    ),
+    "SF306": Entry(
+        "unknown-field",
+        _t("Feltet '{name}' findes ikke.", "The field '{name}' does not exist."),
+        _t("Kendte felter: {known}.", "Known fields: {known}."),
+    ),
+    "SF307": Entry(
+        "invalid-expression",
+        _t(
+            "Udtrykket '{expression}' kan ikke læses: {detail}.",
+            "The expression '{expression}' does not parse: {detail}.",
+        ),
+        _t(
+            "Skriv et Jinja2-udtryk over felterne, fx: quantity > 10 and purpose == 'T'.",
+            "Write a Jinja2 expression over the fields, e.g. quantity > 10 and purpose == 'T'.",
+        ),
+    ),
+    "SF308": Entry(
+        "unknown-action",
+        _t("Handlingen '{name}' findes ikke.", "The action '{name}' does not exist."),
+        _t("Kendte handlinger: {known}.", "Known actions: {known}."),
+    ),
+    "SF309": Entry(
+        "invalid-action-params",
+        _t(
+            "Ugyldige parametre til handlingen '{action}': {detail}.",
+            "Invalid parameters for the action '{action}': {detail}.",
+        ),
+        None,
+    ),
+    "SF310": Entry(
+        "unknown-letter",
+        _t("Brevet '{name}' findes ikke.", "The letter '{name}' does not exist."),
+        _t("Kendte breve: {known}.", "Known letters: {known}."),
+    ),
+    "SF311": Entry(
+        "invalid-template",
+        _t(
+            "Brevskabelonen '{template}' kan ikke bruges: {detail}.",
+            "The letter template '{template}' cannot be used: {detail}.",
+        ),
+        None,
+    ),
+    "SF312": Entry(
+        "unknown-template-variable",
+        _t(
+            "Brevskabelonen '{template}' bruger den ukendte variabel '{name}'.",
+            "The letter template '{template}' uses the unknown variable '{name}'.",
+        ),
+        _t("Kendte variabler: {known}.", "Known variables: {known}."),
+    ),
+    "SF313": Entry(
+        "locked-letter",
+        _t(
+            "Brevet '{name}' er låst af skelettet: {detail}.",
+            "The letter '{name}' is locked by the skeleton: {detail}.",
+        ),
+        _t(
+            'Start skabelonen med {{% extends "{base}" %}} og udfyld kun de blokke, der ikke er låst.',
+            'Start the template with {{% extends "{base}" %}} and fill only the blocks that are not locked.',
+        ),
+    ),
+    "SF314": Entry(
+        "unknown-role",
+        _t("Rollen '{name}' findes ikke.", "The role '{name}' does not exist."),
+        _t("Kendte roller: {known}.", "Known roles: {known}."),
+    ),
+    "SF315": Entry(
+        "invalid-step",
+        _t("Trinnet '{name}' ({kind}): {detail}.", "The step '{name}' ({kind}): {detail}."),
+        None,
+    ),
+    "SF316": Entry(
+        "invalid-field-option",
+        _t(
+            "Feltet '{name}' af typen '{type}': {detail}.",
+            "The field '{name}' of type '{type}': {detail}.",
+        ),
+        None,
+    ),
+    "SF317": Entry(
+        "invalid-deadline",
+        _t("Ugyldig frist: {detail}.", "Invalid deadline: {detail}."),
+        None,
+    ),
+    "SF318": Entry(
+        "invalid-step-change",
+        _t(
+            "En trinændring skal have præcis én af insert_after, insert_before, replace og remove.",
+            "A step change must have exactly one of insert_after, insert_before, replace and remove.",
+        ),
+        _t(
+            "Fx: '- insert_after: screening' efterfulgt af 'step: {{...}}'.",
+            "For example: '- insert_after: screening' followed by 'step: {{...}}'.",
+        ),
+    ),
+    "SF319": Entry(
+        "invalid-approval",
+        _t(
+            "Godkendelsestrinnet '{name}' godkender '{target}': {detail}.",
+            "The approval step '{name}' approves '{target}': {detail}.",
+        ),
+        None,
+    ),
+    "SF320": Entry(
+        "invalid-phase",
+        _t("Fasen '{name}': {detail}.", "The phase '{name}': {detail}."),
+        None,
+    ),
+    "SF321": Entry(
+        "invalid-field-override",
+        _t(
+            "Feltet '{name}' kan ikke ændres sådan: {detail}.",
+            "The field '{name}' cannot be changed like this: {detail}.",
+        ),
+        None,
+    ),
+    "SF322": Entry(
+        "process-file-location",
+        _t(
+            "Processen '{name}' udvider '{skeleton}', men ligger i mappen '{folder}'.",
+            "The process '{name}' extends '{skeleton}' but lives in the folder '{folder}'.",
+        ),
+        _t("Flyt filen til processes/{skeleton}/.", "Move the file to processes/{skeleton}/."),
+        "warning",
+    ),
+}
+
+
+def make_problem(code: str, location: Location, **params: Any) -> Problem:
+    entry = CATALOG[code]
+    return Problem(
+        code=code,
+        name=entry.name,
+        location=location,
+        text=entry.message.format(**params),
+        hint=entry.hint.format(**params) if entry.hint else None,
+        severity=entry.severity,
+    )

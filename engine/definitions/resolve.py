@@ -1,0 +1,457 @@
+"""Fold a process into its skeleton: the `extends` step of loading.
+
+The result is a `ResolvedProcess` that no longer refers to files, plus a `SourceMap`
+that remembers where each part was written, so validation can point at the right line
+whether a step came from the skeleton or the process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from engine.definitions.model import (
+    LetterDef,
+    ProcessDef,
+    ResolvedField,
+    ResolvedLetter,
+    ResolvedPhase,
+    ResolvedProcess,
+    ResolvedStep,
+    RoleDef,
+    SkeletonDef,
+    StepDef,
+    TemplateRef,
+)
+from engine.definitions.problems import Location, Problem, make_problem
+from engine.definitions.source import Loc, SourceFile
+from engine.definitions.templates import TemplateProblem, analyse_template
+from engine.i18n import Language
+
+MAX_TEMPLATE_BYTES = 200_000
+
+SourceKey = tuple[str, ...]
+
+
+@dataclass
+class SourceMap:
+    """Where each part of a resolved process was written: logical key → (file, path in file)."""
+
+    entries: dict[SourceKey, tuple[SourceFile, Loc]] = field(default_factory=dict)
+    default: tuple[SourceFile, Loc] | None = None
+
+    def add(self, key: SourceKey, source: SourceFile, loc: Loc) -> None:
+        self.entries[key] = (source, loc)
+
+    def location(self, key: SourceKey, *sub: str | int, use_key: bool = False) -> Location:
+        entry = self.entries.get(key) or self.default
+        if entry is None:
+            return Location("<unknown>")
+        source, loc = entry
+        return source.location((*loc, *sub), key=use_key)
+
+
+@dataclass
+class LoadedSkeleton:
+    definition: SkeletonDef
+    source: SourceFile
+
+
+@dataclass
+class LoadedProcess:
+    definition: ProcessDef
+    source: SourceFile
+
+
+@dataclass
+class Resolution:
+    process: ResolvedProcess | None
+    sources: SourceMap
+    problems: list[Problem]
+
+
+def _resolved_step(step: StepDef, origin: str) -> ResolvedStep:
+    return ResolvedStep(**step.model_dump(), origin=origin)
+
+
+class _TemplateCollector:
+    """Reads template files and everything they extend or include, relative to the root."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.sources: dict[str, str] = {}
+        self.problems: list[Problem] = []
+
+    def name_for(self, definition_file: Path, relative: str) -> str:
+        path = (definition_file.parent / relative).resolve()
+        try:
+            return PurePosixPath(path.relative_to(self.root.resolve())).as_posix()
+        except ValueError:
+            return PurePosixPath(path).as_posix()
+
+    def collect(self, name: str, location: Location) -> bool:
+        pending = [name]
+        while pending:
+            current = pending.pop()
+            if current in self.sources:
+                continue
+            path = (self.root / current).resolve()
+            if not path.is_relative_to(self.root.resolve()):
+                self._problem(location, current, "the template lies outside the definitions folder")
+                return False
+            if not path.is_file():
+                self._problem(location, current, "the file does not exist")
+                return False
+            raw = path.read_bytes()
+            if len(raw) > MAX_TEMPLATE_BYTES:
+                self._problem(location, current, f"the file has more than {MAX_TEMPLATE_BYTES} bytes")
+                return False
+            try:
+                source = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                self._problem(location, current, "the file is not valid UTF-8")
+                return False
+            try:
+                info = analyse_template(current, source)
+            except TemplateProblem as problem:
+                line = f" (line {problem.line})" if problem.line else ""
+                self._problem(location, current, f"{problem.detail}{line}")
+                return False
+            self.sources[current] = source
+            pending.extend(info.referenced)
+        return True
+
+    def _problem(self, location: Location, template: str, detail: str) -> None:
+        self.problems.append(make_problem("SF311", location, template=template, detail=detail))
+
+
+class _Resolver:
+    """Builds one resolved process, step by step; each method covers one section of the YAML."""
+
+    def __init__(self, skeleton: LoadedSkeleton, process: LoadedProcess | None, root: Path) -> None:
+        self.skeleton = skeleton
+        self.process = process
+        self.sources = SourceMap()
+        self.sources.default = (process.source, ()) if process else (skeleton.source, ())
+        self.problems: list[Problem] = []
+        self.templates = _TemplateCollector(root)
+        self.roles: dict[str, RoleDef] = {}
+        self.fields: dict[str, ResolvedField] = {}
+        self.phases: list[dict[str, Any]] = []
+        self.letters: dict[str, dict[str, Any]] = {}
+        base = skeleton.definition
+        self.processing_deadline = base.processing_deadline
+        self.appeal = base.appeal
+        self.case_title = base.case_title
+
+    def duplicate(self, location: Location, kind: str, name: str, key: SourceKey) -> None:
+        self.problems.append(make_problem("SF301", location, kind=kind, name=name, first=self.sources.location(key)))
+
+    # The skeleton ----------------------------------------------------------------------------
+
+    def take_skeleton(self) -> None:
+        base, source = self.skeleton.definition, self.skeleton.source
+        for role_id, role in base.roles.items():
+            self.roles[role_id] = role
+            self.sources.add(("role", role_id), source, ("roles", role_id))
+        for field_id, definition in base.fields.items():
+            self.fields[field_id] = ResolvedField(**definition.model_dump(), origin="skeleton")
+            self.sources.add(("field", field_id), source, ("fields", field_id))
+        for phase_index, phase in enumerate(base.phases):
+            self.phases.append(
+                {"definition": phase, "steps": [_resolved_step(step, "skeleton") for step in phase.steps]}
+            )
+            self.sources.add(("phase", phase.id), source, ("phases", phase_index))
+            for step_index, step in enumerate(phase.steps):
+                self.sources.add(("step", step.id), source, ("phases", phase_index, "steps", step_index))
+            for transition_index, _ in enumerate(phase.next):
+                self.sources.add(
+                    ("transition", phase.id, str(transition_index)),
+                    source,
+                    ("phases", phase_index, "next", transition_index),
+                )
+        for letter_id, letter in base.letters.items():
+            self.letters[letter_id] = _letter_entry(letter, "skeleton", source, ("letters", letter_id), self.templates)
+            self.sources.add(("letter", letter_id), source, ("letters", letter_id))
+        for key in ("processing_deadline", "appeal", "case_title"):
+            self.sources.add((key,), source, (key,))
+
+    # The process -----------------------------------------------------------------------------
+
+    def take_process(self, process: LoadedProcess) -> None:
+        definition, source = process.definition, process.source
+        for role_id, role in definition.roles.items():
+            if role_id in self.roles:
+                self.duplicate(source.location(("roles", role_id), key=True), "Rolle/role", role_id, ("role", role_id))
+                continue
+            self.roles[role_id] = role
+            self.sources.add(("role", role_id), source, ("roles", role_id))
+
+        for field_id, field_def in definition.fields.items():
+            if field_id in self.fields:
+                location = source.location(("fields", field_id), key=True)
+                self.duplicate(location, "Felt/field", field_id, ("field", field_id))
+                continue
+            self.fields[field_id] = ResolvedField(**field_def.model_dump(), origin="process")
+            self.sources.add(("field", field_id), source, ("fields", field_id))
+
+        self.override_fields(definition, source)
+        _apply_step_changes(definition, source, self.phases, self.sources, self.problems)
+        self.change_letters(definition, source)
+        self.set_step_deadlines(definition, source)
+
+        for key in ("processing_deadline", "appeal", "case_title"):
+            value = getattr(definition, key)
+            if value is not None:
+                setattr(self, key, value)
+                self.sources.add((key,), source, (key,))
+
+    def override_fields(self, definition: ProcessDef, source: SourceFile) -> None:
+        for field_id, override in definition.field_overrides.items():
+            loc: Loc = ("field_overrides", field_id)
+            current = self.fields.get(field_id)
+            if current is None:
+                known = ", ".join(sorted(self.fields))
+                self.problems.append(make_problem("SF306", source.location(loc, key=True), name=field_id, known=known))
+                continue
+            changes = override.model_dump(exclude_none=True)
+            if override.required is False and current.required:
+                self.problems.append(
+                    make_problem(
+                        "SF321",
+                        source.location((*loc, "required")),
+                        name=field_id,
+                        detail="a required skeleton field cannot be made optional",
+                    )
+                )
+                changes.pop("required")
+            self.fields[field_id] = current.model_copy(update=changes)
+
+    def change_letters(self, definition: ProcessDef, source: SourceFile) -> None:
+        for letter_id, change in definition.letters.items():
+            loc: Loc = ("letters", letter_id)
+            existing = self.letters.get(letter_id)
+            if existing is None:
+                if change.label is None or change.template is None:
+                    missing = "label" if change.label is None else "template"
+                    self.problems.append(make_problem("SF201", source.location(loc, key=True), key=missing))
+                    continue
+                new_letter = LetterDef(label=change.label, template=change.template)
+                self.letters[letter_id] = _letter_entry(new_letter, "process", source, loc, self.templates)
+                self.sources.add(("letter", letter_id), source, loc)
+                continue
+            if change.label is not None:
+                existing["label"] = change.label
+            if change.template is not None:
+                existing["templates"] = _template_names(change.template, source, (*loc, "template"), self.templates)
+                existing["origin"] = "process"
+                self.sources.add(("letter", letter_id), source, loc)
+
+    def set_step_deadlines(self, definition: ProcessDef, source: SourceFile) -> None:
+        for step_id, deadline in definition.step_deadlines.items():
+            found = _find_step(self.phases, step_id)
+            if found is None:
+                self.problems.append(
+                    make_problem(
+                        "SF302",
+                        source.location(("step_deadlines", step_id), key=True),
+                        name=step_id,
+                        known=", ".join(_all_step_ids(self.phases)),
+                    )
+                )
+                continue
+            phase_entry, index = found
+            phase_entry["steps"][index] = phase_entry["steps"][index].model_copy(update={"deadline": deadline})
+            self.sources.add(("step_deadline", step_id), source, ("step_deadlines", step_id))
+
+    # The result ------------------------------------------------------------------------------
+
+    def build(self) -> ResolvedProcess:
+        base = self.skeleton.definition
+        phases = [
+            ResolvedPhase(
+                id=entry["definition"].id,
+                label=entry["definition"].label,
+                description=entry["definition"].description,
+                steps=entry["steps"],
+                next=entry["definition"].next,
+                final=entry["definition"].final,
+            )
+            for entry in self.phases
+        ]
+        letters = {letter_id: ResolvedLetter(**entry) for letter_id, entry in self.letters.items()}
+        common: dict[str, Any] = {
+            "skeleton": base.skeleton,
+            "roles": self.roles,
+            "intake_roles": base.intake_roles,
+            "fields": self.fields,
+            "phases": phases,
+            "letters": letters,
+            "templates": dict(sorted(self.templates.sources.items())),
+            "processing_deadline": self.processing_deadline,
+            "appeal": self.appeal,
+            "case_title": self.case_title,
+        }
+        if self.process is None:
+            # A bare skeleton is validated like a process that changes nothing.
+            return ResolvedProcess(
+                id=base.skeleton,
+                title=base.title,
+                description=base.description,
+                legal_basis=[],
+                classification="00.00.00",
+                fee=None,
+                **common,
+            )
+        definition = self.process.definition
+        return ResolvedProcess(
+            id=definition.process,
+            title=definition.title,
+            description=definition.description,
+            legal_basis=definition.legal_basis,
+            classification=definition.classification,
+            fee=definition.fee,
+            **common,
+        )
+
+
+def resolve(skeleton: LoadedSkeleton, process: LoadedProcess | None, root: Path) -> Resolution:
+    """Resolve `process` against `skeleton`; with `process=None`, resolve the bare skeleton."""
+    resolver = _Resolver(skeleton, process, root)
+    resolver.take_skeleton()
+    if process is not None:
+        resolver.take_process(process)
+    resolver.problems.extend(resolver.templates.problems)
+    return Resolution(process=resolver.build(), sources=resolver.sources, problems=resolver.problems)
+
+
+def _template_names(
+    ref: TemplateRef, source: SourceFile, loc: Loc, templates: _TemplateCollector
+) -> dict[Language, str]:
+    names: dict[Language, str] = {}
+    for language in ("da", "en"):
+        relative = getattr(ref, language)
+        if relative is None:
+            continue
+        name = templates.name_for(source.path, relative)
+        if templates.collect(name, source.location((*loc, language))):
+            names[language] = name
+    return names
+
+
+def _letter_entry(
+    letter: LetterDef, origin: str, source: SourceFile, loc: Loc, templates: _TemplateCollector
+) -> dict[str, Any]:
+    names = _template_names(letter.template, source, (*loc, "template"), templates)
+    return {
+        "label": letter.label,
+        "templates": names,
+        "recipient": letter.recipient,
+        "locked": letter.locked,
+        "required_blocks": list(letter.required_blocks),
+        "locked_blocks": list(letter.locked_blocks),
+        "base_templates": dict(names) if letter.locked else {},
+        "origin": origin,
+    }
+
+
+def _all_step_ids(phases: list[dict[str, Any]]) -> list[str]:
+    return [step.id for entry in phases for step in entry["steps"]]
+
+
+def _find_step(phases: list[dict[str, Any]], step_id: str) -> tuple[dict[str, Any], int] | None:
+    for entry in phases:
+        for index, step in enumerate(entry["steps"]):
+            if step.id == step_id:
+                return entry, index
+    return None
+
+
+def _apply_step_changes(
+    definition: ProcessDef,
+    source: SourceFile,
+    phases: list[dict[str, Any]],
+    sources: SourceMap,
+    problems: list[Problem],
+) -> None:
+    for change_index, change in enumerate(definition.steps):
+        loc: Loc = ("steps", change_index)
+        operations = {
+            name: value
+            for name, value in (
+                ("insert_after", change.insert_after),
+                ("insert_before", change.insert_before),
+                ("replace", change.replace),
+                ("remove", change.remove),
+            )
+            if value is not None
+        }
+        if len(operations) != 1:
+            problems.append(make_problem("SF318", source.location(loc)))
+            continue
+        operation, anchor = next(iter(operations.items()))
+
+        if operation == "remove" and change.step is not None:
+            problems.append(
+                make_problem("SF200", source.location((*loc, "step"), key=True), key="step", allowed="remove")
+            )
+            continue
+
+        found = _find_step(phases, anchor)
+        if found is None:
+            problems.append(
+                make_problem(
+                    "SF302",
+                    source.location((*loc, operation)),
+                    name=anchor,
+                    known=", ".join(_all_step_ids(phases)),
+                )
+            )
+            continue
+        phase_entry, index = found
+        anchor_step: ResolvedStep = phase_entry["steps"][index]
+
+        if operation in ("replace", "remove") and anchor_step.locked:
+            problems.append(
+                make_problem(
+                    "SF303",
+                    source.location((*loc, operation)),
+                    name=anchor,
+                    skeleton=definition.extends,
+                    operation="fjernet/removed" if operation == "remove" else "erstattet/replaced",
+                )
+            )
+            continue
+
+        if operation == "remove":
+            del phase_entry["steps"][index]
+            sources.entries.pop(("step", anchor), None)
+            continue
+        if change.step is None:
+            problems.append(make_problem("SF201", source.location(loc), key="step"))
+            continue
+
+        new_step = _resolved_step(change.step, "process")
+        existing = _find_step(phases, new_step.id)
+        if existing is not None and not (operation == "replace" and new_step.id == anchor):
+            problems.append(
+                make_problem(
+                    "SF301",
+                    source.location((*loc, "step", "id")),
+                    kind="Trin/step",
+                    name=new_step.id,
+                    first=sources.location(("step", new_step.id)),
+                )
+            )
+            continue
+
+        if operation == "replace":
+            phase_entry["steps"][index] = new_step
+            if new_step.id != anchor:
+                sources.entries.pop(("step", anchor), None)
+        elif operation == "insert_after":
+            phase_entry["steps"].insert(index + 1, new_step)
+        else:
+            phase_entry["steps"].insert(index, new_step)
+        sources.add(("step", new_step.id), source, (*loc, "step"))

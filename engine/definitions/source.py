@@ -1,0 +1,240 @@
+"""Read a YAML definition file into plain Python values, keeping the position of every node.
+
+ruamel.yaml composes the node graph (YAML 1.2, so `no` and `on` stay strings); this module
+constructs the values itself so that it can:
+
+- record the line and column of every key and value under its path, such as
+  `("phases", 2, "steps", 0, "role")`, for error messages;
+- report duplicate keys with both lines instead of keeping the last one;
+- bound the number of nodes walked, so aliases of aliases ("billion laughs") stop early;
+- reject numbers with a leading zero, which YAML silently turns into another value.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from engine.definitions.problems import Location, Problem, make_problem
+
+MAX_FILE_BYTES = 1_000_000
+MAX_NODES = 200_000
+
+Loc = tuple[str | int, ...]
+
+_TAG = "tag:yaml.org,2002:"
+_LEADING_ZERO = re.compile(r"^[-+]?0[0-9_]")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+@dataclass
+class SourceFile:
+    """A parsed definition file: its values and where each of them was written."""
+
+    path: Path
+    display: str
+    data: Any
+    value_positions: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+    key_positions: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+
+    def location(self, loc: Loc, *, key: bool = False) -> Location:
+        """Return the position of the node at `loc`, or of its nearest written ancestor.
+
+        With `key=True` the position of the mapping key is preferred, which is where an
+        editor should point for an unknown key.
+        """
+        for end in range(len(loc), -1, -1):
+            prefix = loc[:end]
+            table = self.key_positions if key else self.value_positions
+            position = table.get(prefix) or self.value_positions.get(prefix)
+            if position is not None:
+                return Location(self.display, position[0], position[1])
+        return Location(self.display, 1, 1)
+
+
+class _TooManyNodes(Exception):
+    pass
+
+
+class _Constructor:
+    def __init__(self, source: SourceFile) -> None:
+        self.source = source
+        self.problems: list[Problem] = []
+        self.count = 0
+
+    def _where(self, node: Node) -> Location:
+        mark = node.start_mark
+        return Location(self.source.display, mark.line + 1, mark.column + 1)
+
+    def build(self, node: Node, loc: Loc) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise _TooManyNodes
+        mark = node.start_mark
+        self.source.value_positions.setdefault(loc, (mark.line + 1, mark.column + 1))
+
+        if isinstance(node, MappingNode):
+            return self._mapping(node, loc)
+        if isinstance(node, SequenceNode):
+            return [self.build(item, (*loc, index)) for index, item in enumerate(node.value)]
+        if isinstance(node, ScalarNode):
+            return self._scalar(node)
+        raise TypeError(f"unexpected YAML node {node!r}")  # pragma: no cover - composer never yields others
+
+    def _mapping(self, node: MappingNode, loc: Loc) -> dict[Any, Any]:
+        result: dict[Any, Any] = {}
+        first_line: dict[Any, int] = {}
+        merged: dict[Any, Any] = {}
+
+        for key_node, value_node in node.value:
+            if str(key_node.tag) == _TAG + "merge":
+                merged.update(self._merge_sources(value_node, loc))
+                continue
+            key = self._scalar(key_node) if isinstance(key_node, ScalarNode) else None
+            if key is None or isinstance(key, list | dict):
+                self.problems.append(make_problem("SF100", self._where(key_node), detail="a key must be a plain value"))
+                continue
+            key_loc = (*loc, key) if isinstance(key, str | int) else (*loc, str(key))
+            line = key_node.start_mark.line + 1
+            if key in first_line:
+                self.problems.append(make_problem("SF101", self._where(key_node), key=key, first_line=first_line[key]))
+                continue
+            first_line[key] = line
+            self.source.key_positions[key_loc] = (line, key_node.start_mark.column + 1)
+            result[key] = self.build(value_node, key_loc)
+
+        for key, value in merged.items():
+            result.setdefault(key, value)
+        return result
+
+    def _merge_sources(self, node: Node, loc: Loc) -> dict[Any, Any]:
+        # `<<: *anchor` or `<<: [*a, *b]`; earlier sources win, explicit keys win over all.
+        sources = node.value if isinstance(node, SequenceNode) else [node]
+        merged: dict[Any, Any] = {}
+        for source in sources:
+            if not isinstance(source, MappingNode):
+                self.problems.append(make_problem("SF100", self._where(source), detail="'<<' must merge a mapping"))
+                continue
+            for key, value in self._mapping(source, loc).items():
+                merged.setdefault(key, value)
+        return merged
+
+    def _scalar(self, node: ScalarNode) -> Any:
+        tag = str(node.tag)
+        value: str = node.value
+        if not tag.startswith(_TAG):
+            self.problems.append(make_problem("SF106", self._where(node), tag=tag))
+            return value
+        kind = tag[len(_TAG) :]
+        if kind == "str":
+            return value
+        if kind == "null":
+            return None
+        if kind == "bool":
+            return value.lower() == "true"
+        if kind == "int":
+            return self._int(node, value)
+        if kind == "float":
+            return self._float(value)
+        if kind == "timestamp":
+            return self._timestamp(node, value)
+        self.problems.append(make_problem("SF106", self._where(node), tag=tag))
+        return value
+
+    def _int(self, node: ScalarNode, value: str) -> int:
+        text = value.replace("_", "")
+        lowered = text.lower().lstrip("+-")
+        sign = -1 if text.startswith("-") else 1
+        if lowered.startswith("0x"):
+            return sign * int(lowered[2:], 16)
+        if lowered.startswith("0o"):
+            return sign * int(lowered[2:], 8)
+        if lowered.startswith("0b"):
+            return sign * int(lowered[2:], 2)
+        if _LEADING_ZERO.match(value):
+            self.problems.append(make_problem("SF107", self._where(node), value=value))
+        return int(text, 10)
+
+    @staticmethod
+    def _float(value: str) -> float:
+        lowered = value.lower().replace("_", "")
+        if lowered.endswith(".inf"):
+            return float("-inf") if lowered.startswith("-") else float("inf")
+        if lowered == ".nan":
+            return float("nan")
+        return float(lowered)
+
+    def _timestamp(self, node: ScalarNode, value: str) -> date | datetime | str:
+        try:
+            if _DATE.match(value):
+                return date.fromisoformat(value)
+            return datetime.fromisoformat(value.replace("t", "T").replace(" ", "T", 1))
+        except ValueError:
+            self.problems.append(make_problem("SF100", self._where(node), detail=f"'{value}' is not a valid date"))
+            return value
+
+
+def _yaml_error(source: SourceFile, error: YAMLError, text: str) -> Problem:
+    if isinstance(error, MarkedYAMLError) and error.problem_mark is not None:
+        line = error.problem_mark.line + 1
+        column = error.problem_mark.column + 1
+        location = Location(source.display, line, column)
+        lines = text.splitlines()
+        if 0 < line <= len(lines):
+            current = lines[line - 1]
+            indentation = current[: len(current) - len(current.lstrip(" \t"))]
+            if "\t" in indentation or "\t" in (error.problem or ""):
+                return make_problem("SF110", location)
+        detail = error.problem or "invalid YAML"
+        if error.context:
+            detail = f"{detail} ({error.context})"
+        return make_problem("SF100", location, detail=detail)
+    return make_problem("SF100", Location(source.display), detail=str(error).strip() or "invalid YAML")
+
+
+def load_source(path: Path, display: str | None = None) -> tuple[SourceFile | None, list[Problem]]:
+    """Read and parse one definition file; return it with the problems found, or None if unreadable."""
+    display = display or str(path)
+    source = SourceFile(path=path, display=display, data=None)
+    location = Location(display)
+
+    raw = path.read_bytes()
+    if len(raw) > MAX_FILE_BYTES:
+        return None, [make_problem("SF104", location, size=len(raw), limit=MAX_FILE_BYTES)]
+    if raw.startswith(b"\xef\xbb\xbf"):
+        return None, [make_problem("SF109", location)]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        column = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
+        return None, [make_problem("SF102", Location(display, line, column), offset=error.start)]
+    if not text.strip():
+        return None, [make_problem("SF103", location)]
+
+    try:
+        node = YAML(typ="safe", pure=True).compose(text)
+    except YAMLError as error:
+        return None, [_yaml_error(source, error, text)]
+    except RecursionError:
+        return None, [make_problem("SF100", location, detail="the nesting is too deep")]
+    if node is None:
+        return None, [make_problem("SF103", location)]
+
+    constructor = _Constructor(source)
+    try:
+        source.data = constructor.build(node, ())
+    except _TooManyNodes:
+        return None, [make_problem("SF105", location, limit=MAX_NODES)]
+    except RecursionError:
+        return None, [make_problem("SF100", location, detail="the nesting is too deep")]
+    if not isinstance(source.data, dict):
+        constructor.problems.append(make_problem("SF108", location))
+    return source, constructor.problems

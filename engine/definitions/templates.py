@@ -1,0 +1,190 @@
+"""Letter templates: sandboxed Jinja2 producing Markdown, rendered to plain text and HTML.
+
+Templates are named by their path relative to the definitions root, e.g.
+`skeletons/letters/decision.da.md.j2`, so a process template can start with
+`{% extends "skeletons/letters/decision.da.md.j2" %}`. A compiled process version carries
+the source of every template it uses, so rendering never reads files.
+
+Filters available to templates: `date` ("4. december 2026"), `kr` ("1.234,50 kr.") and
+`label('field')` (the label of an enum value).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from functools import partial
+from typing import Any
+
+from jinja2 import DictLoader, StrictUndefined, Template, TemplateError, meta, nodes
+from jinja2.sandbox import SandboxedEnvironment
+from markdown_it import MarkdownIt
+
+from engine.i18n import LANGUAGES, Language
+
+_MONTHS = {
+    "da": (
+        "januar", "februar", "marts", "april", "maj", "juni",
+        "juli", "august", "september", "oktober", "november", "december",
+    ),
+    "en": (
+        "January", "February", "March", "April", "May", "June",
+        "July", "August", "September", "October", "November", "December",
+    ),
+}  # fmt: skip
+
+# Names every letter template may use besides the case fields; the runtime fills them.
+LETTER_NAMES: frozenset[str] = frozenset(
+    {"case", "authority", "process", "letter_date", "fee", "appeal", "language", "recipient"}
+)
+
+_BLANK_LINES = re.compile(r"\n{3,}")
+_MARKDOWN = MarkdownIt("commonmark", {"html": False, "typographer": False})
+
+
+def format_date(value: date | datetime | str | None, language: Language = "da") -> str:
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str):
+        value = date.fromisoformat(value[:10])
+    if isinstance(value, datetime):
+        value = value.date()
+    month = _MONTHS[language][value.month - 1]
+    if language == "en":
+        return f"{value.day} {month} {value.year}"
+    return f"{value.day}. {month} {value.year}"
+
+
+def format_amount(value: Decimal | int | float | None, language: Language = "da") -> str:
+    """Format an amount in DKK the Danish way: 1.234,50 kr. (English: DKK 1,234.50)."""
+    if value is None:
+        return ""
+    amount = Decimal(str(value)).quantize(Decimal("0.01"))
+    whole = f"{amount:,.2f}"
+    if language == "en":
+        return f"DKK {whole}"
+    return whole.replace(",", "_").replace(".", ",").replace("_", ".") + " kr."
+
+
+class TemplateProblem(Exception):
+    def __init__(self, template: str, detail: str, line: int | None = None) -> None:
+        super().__init__(f"{template}: {detail}")
+        self.template = template
+        self.detail = detail
+        self.line = line
+
+
+@dataclass(frozen=True)
+class TemplateInfo:
+    """What static analysis finds in one template source."""
+
+    name: str
+    extends: str | None
+    referenced: frozenset[str]
+    blocks: frozenset[str]
+    variables: frozenset[str]
+
+
+def _base_environment(loader: DictLoader | None = None) -> SandboxedEnvironment:
+    environment = SandboxedEnvironment(
+        loader=loader,
+        autoescape=False,
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        # An optional field that is not filled in renders as nothing, not as "None".
+        finalize=lambda value: "" if value is None else value,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.filters["date"] = format_date
+    environment.filters["kr"] = format_amount
+    environment.filters["label"] = lambda value, field: value
+    return environment
+
+
+_ANALYSIS = _base_environment()
+_TITLES = SandboxedEnvironment(autoescape=False, finalize=lambda value: "" if value is None else value)
+
+
+def title_template(source: str) -> Template:
+    """Compile a case title template; unknown or empty fields render as empty text."""
+    return _TITLES.from_string(source)
+
+
+def analyse_template(name: str, source: str) -> TemplateInfo:
+    """Parse a template and list what it extends, includes, defines and uses."""
+    try:
+        tree = _ANALYSIS.parse(source, name=name)
+    except TemplateError as error:
+        raise TemplateProblem(name, error.message or "syntax error", getattr(error, "lineno", None)) from None
+    referenced = frozenset(ref for ref in meta.find_referenced_templates(tree) if ref is not None)
+    extends = next(
+        (node.template.value for node in tree.find_all(nodes.Extends) if isinstance(node.template, nodes.Const)), None
+    )
+    blocks = frozenset(node.name for node in tree.find_all(nodes.Block))
+    variables = frozenset(meta.find_undeclared_variables(tree)) - set(_ANALYSIS.globals)
+    return TemplateInfo(name=name, extends=extends, referenced=referenced, blocks=blocks, variables=variables)
+
+
+@dataclass(frozen=True)
+class RenderedLetter:
+    subject: str
+    text: str
+    html: str
+
+
+class LetterRenderer:
+    """Renders the letters of one compiled process version.
+
+    There is one environment per language, because the `date`, `kr` and `label` filters
+    format for the letter's language; sharing one environment across threads would
+    make a Danish and an English letter rendered at the same time mix their formats.
+    """
+
+    def __init__(self, templates: Mapping[str, str], labels: Mapping[str, Mapping[str, Mapping[str, str]]]):
+        self._labels = labels
+        self._environments: dict[Language, SandboxedEnvironment] = {}
+        loader = DictLoader(dict(templates))
+        for language in LANGUAGES:
+            environment = _base_environment(loader)
+            environment.filters["date"] = partial(format_date, language=language)
+            environment.filters["kr"] = partial(format_amount, language=language)
+            environment.filters["label"] = partial(self._label, language=language)
+            self._environments[language] = environment
+
+    def _template(self, name: str, language: Language) -> Template:
+        try:
+            # Jinja2 caches compiled templates in the environment.
+            return self._environments[language].get_template(name)
+        except TemplateError as error:
+            raise TemplateProblem(name, error.message or type(error).__name__, getattr(error, "lineno", None)) from None
+
+    def check(self, name: str) -> None:
+        """Compile a template and what it extends now, raising `TemplateProblem` if that fails."""
+        self._template(name, "da")
+
+    def render(self, name: str, subject: str, language: Language, context: Mapping[str, Any]) -> RenderedLetter:
+        template = self._template(name, language)
+        try:
+            text = template.render(context)
+        except TemplateError as error:
+            raise TemplateProblem(name, error.message or type(error).__name__, getattr(error, "lineno", None)) from None
+        text = _BLANK_LINES.sub("\n\n", text).strip() + "\n"
+        body = _MARKDOWN.render(text)
+        html = (
+            f'<!DOCTYPE html>\n<html lang="{language}">\n<head><meta charset="utf-8">'
+            f"<title>{_escape(subject)}</title></head>\n<body>\n{body}</body>\n</html>\n"
+        )
+        return RenderedLetter(subject=subject, text=text, html=html)
+
+    def _label(self, value: Any, field: str, language: Language) -> str:
+        if value is None:
+            return ""
+        return self._labels.get(field, {}).get(str(value), {}).get(language, str(value))
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")

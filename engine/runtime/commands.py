@@ -1,0 +1,445 @@
+"""Commands on one case: start it from an application, complete a task, approve a draft.
+
+A `CaseCommand` holds what one command loaded (the case row, locked, and its checklist)
+and what it changed. After the change it *settles* the case: while every required step
+of the current phase is done, it fires the process machine's `advance` trigger, enters
+the phase the first matching transition leads to, and runs that phase's automatic
+steps. Everything happens inside the caller's transaction, so a failure anywhere leaves
+the case as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy.orm import Session
+
+from engine.actions import ACTIONS
+from engine.adapters.cvr import CompanyRegister
+from engine.adapters.species import SpeciesRegister
+from engine.auth import Actor
+from engine.calendar import local_date
+from engine.definitions.compile import CompiledProcess, CompiledStep
+from engine.definitions.templates import TemplateProblem
+from engine.errors import BadRequest, Conflict, FieldErrors, Forbidden, NotFound, ProcessFault
+from engine.i18n import Language, Text
+from engine.runtime.audit import append_event
+from engine.runtime.input import parse_values
+from engine.runtime.letters import deadline_end, letter_context, recipient_of, sha256_text
+from engine.runtime.services import Services
+from engine.storage.tables import (
+    Case,
+    CaseStatus,
+    CaseStep,
+    Document,
+    DocumentKind,
+    DocumentStatus,
+    OutboxMessage,
+    OutboxStatus,
+)
+
+logger = logging.getLogger(__name__)
+
+# A case passes through at most this many phases in one command; more means a loop of
+# phases without manual steps, which validation cannot always rule out.
+MAX_PHASE_CHANGES = 50
+MAX_COMMENT_LENGTH = 5_000
+
+Decision = Literal["approve", "reject"]
+
+
+class CaseCommand:
+    def __init__(
+        self,
+        session: Session,
+        services: Services,
+        process: CompiledProcess,
+        case: Case,
+        steps: list[CaseStep],
+        actor: Actor,
+        name: str,
+    ) -> None:
+        self.session = session
+        self.services = services
+        self.process = process
+        self.case = case
+        self.steps = steps
+        self.actor = actor
+        self.name = name
+        self.now: datetime = services.clock()
+        self.changes: dict[str, Any] = {"phases": [], "data": {}, "steps": [], "documents": []}
+        self.queued_messages = 0
+
+    # What actions see (engine.actions.ActionContext) --------------------------------------
+
+    @property
+    def species(self) -> SpeciesRegister:
+        return self.services.species
+
+    @property
+    def companies(self) -> CompanyRegister:
+        return self.services.companies
+
+    def value(self, field: str) -> Any:
+        return self.case.data.get(field)
+
+    def set_value(self, field: str, value: Any) -> None:
+        before = self.case.data.get(field)
+        if before == value:
+            return
+        # Assign a new dict: SQLAlchemy does not see changes made inside a JSON value.
+        self.case.data = {**self.case.data, field: value}
+        first_before = self.changes["data"].get(field, [before, None])[0]
+        self.changes["data"][field] = [first_before, value]
+
+    # The checklist -----------------------------------------------------------------------
+
+    def outcomes(self) -> dict[str, str]:
+        latest: dict[str, CaseStep] = {}
+        for row in self.steps:
+            latest[row.step_id] = row
+        return {step_id: row.outcome or row.status for step_id, row in latest.items()}
+
+    def guard_context(self, data: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return self.process.guard_context(
+            self.case.data if data is None else data, self.outcomes(), local_date(self.now)
+        )
+
+    def current_rows(self) -> list[CaseStep]:
+        rows = [row for row in self.steps if row.phase == self.case.phase]
+        if not rows:
+            return []
+        current_round = max(row.round for row in rows)
+        return [row for row in rows if row.round == current_round]
+
+    def _record_step(self, row: CaseStep) -> None:
+        self.changes["steps"].append(
+            {
+                "step": row.step_id,
+                "phase": row.phase,
+                "round": row.round,
+                "status": row.status,
+                "outcome": row.outcome,
+            }
+        )
+
+    def _finish_step(self, row: CaseStep, status: str, outcome: str | None, by: str) -> None:
+        row.status = status
+        row.outcome = outcome
+        row.completed_at = self.now
+        row.completed_by = by
+        self._record_step(row)
+
+    def enter_phase(self, phase_id: str, *, first: bool = False) -> None:
+        phase = self.process.phases[phase_id]
+        previous_rounds = [row.round for row in self.steps if row.phase == phase_id]
+        round_number = max(previous_rounds, default=0) + 1
+        self.changes["phases"].append([None if first else self.case.phase, phase_id])
+        self.case.phase = phase_id
+        logger.info("Case %s entered phase %s", self.case.journal_number, phase_id)
+
+        rows = [
+            CaseStep(
+                case_id=self.case.id,
+                phase=phase_id,
+                round=round_number,
+                position=position,
+                step_id=step.id,
+                kind=step.definition.kind,
+                status="active",
+                required=step.definition.required,
+                data={},
+                started_at=self.now,
+                due_at=deadline_end(step.definition.deadline, self.now) if step.definition.deadline else None,
+            )
+            for position, step in enumerate(phase.steps)
+        ]
+        if rows:
+            self.session.add_all(rows)
+            self.session.flush()  # gives the rows ids, which filed letters refer to
+            self.steps.extend(rows)
+
+        for step, row in zip(phase.steps, rows, strict=True):
+            if step.when is not None and not step.when(self.guard_context()):
+                self._finish_step(row, "skipped", "skipped", "system")
+            elif step.automatic:
+                self.run_automatic(step, row)
+
+        if phase.final:
+            self.case.status = CaseStatus.CLOSED
+            self.case.closed_at = self.now
+            self.changes["status"] = [CaseStatus.OPEN, CaseStatus.CLOSED]
+            logger.info("Case %s closed", self.case.journal_number)
+
+    def run_automatic(self, step: CompiledStep, row: CaseStep) -> None:
+        definition = step.definition
+        if definition.kind == "letter":
+            self.send_letter(definition.letter or "", row)
+            outcome = "sent"
+        else:
+            action = ACTIONS[definition.action or ""]
+            outcome = action.run(self, action.params.model_validate(definition.params))
+        self._finish_step(row, "done", outcome, "system")
+
+    def settle(self) -> None:
+        for _ in range(MAX_PHASE_CHANGES):
+            phase = self.process.phases[self.case.phase]
+            if phase.final:
+                return
+            rows = self.current_rows()
+            if any(row.required and row.status == "active" for row in rows):
+                return
+            target = self.process.advance(self.case.phase, self.guard_context())
+            if target is None:
+                raise Conflict(
+                    Text(
+                        f"Sagen kan ikke gå videre fra fasen '{phase.definition.label.da}', fordi ingen af "
+                        "fasens overgange passer på sagens oplysninger.",
+                        f"The case cannot leave the phase '{phase.definition.label.en}' because none of its "
+                        "transitions matches the case data.",
+                    ),
+                    code="no_transition",
+                    hint=Text(
+                        "Ret oplysningerne i fasens trin, eller ret overgangene i procesdefinitionen.",
+                        "Correct the data in the phase's steps, or correct the transitions in the process definition.",
+                    ),
+                )
+            for row in rows:
+                if row.status == "active":
+                    self._finish_step(row, "skipped", "skipped", "system")
+            self.enter_phase(target)
+        raise ProcessFault(
+            Text(
+                f"Sagen skiftede fase mere end {MAX_PHASE_CHANGES} gange i én handling; processen har en løkke "
+                "uden manuelle trin.",
+                f"The case changed phase more than {MAX_PHASE_CHANGES} times in one command; the process has a "
+                "loop without manual steps.",
+            )
+        )
+
+    # Letters and documents -----------------------------------------------------------------
+
+    def add_document(self, **columns: Any) -> Document:
+        self.case.document_count += 1
+        document = Document(
+            case_id=self.case.id,
+            number=self.case.document_count,
+            created_at=self.now,
+            created_by=self.actor.name,
+            **columns,
+        )
+        self.session.add(document)
+        self.changes["documents"].append({"number": document.number, "title": document.title})
+        return document
+
+    def send_letter(self, letter_id: str, row: CaseStep) -> Document:
+        letter = self.process.definition.letters[letter_id]
+        language: Language = "en" if self.case.language == "en" and "en" in letter.templates else "da"
+        template = letter.templates[language]
+        subject = letter.label.get(language)
+        context = letter_context(self.case, self.process, self.services, self.now, language)
+        try:
+            rendered = self.process.renderer.render(template, subject, language, context)
+        except TemplateProblem as problem:
+            logger.error("Letter %s of case %s failed to render: %s", letter_id, self.case.journal_number, problem)
+            raise ProcessFault(
+                Text(
+                    f"Brevet '{subject}' kunne ikke dannes ({problem.detail}); intet er ændret.",
+                    f"The letter '{subject}' could not be rendered ({problem.detail}); nothing was changed.",
+                )
+            ) from None
+
+        recipient = recipient_of(self.case)
+        document = self.add_document(
+            kind=DocumentKind.LETTER,
+            title=subject,
+            letter_id=letter_id,
+            language=language,
+            content_type="text/markdown; charset=utf-8",
+            body_text=rendered.text,
+            body_html=rendered.html,
+            sha256=sha256_text(rendered.text),
+            status=DocumentStatus.QUEUED,
+            recipient=recipient,
+            step_instance_id=row.id,
+            sent_at=None,
+        )
+        self.session.add(
+            OutboxMessage(
+                case_id=self.case.id,
+                document=document,
+                channel="digital_post",
+                idempotency_key=f"letter:{self.case.journal_number}:{document.number}",
+                payload={"letter": letter_id, "recipient": recipient},
+                status=OutboxStatus.PENDING,
+                attempts=0,
+                next_attempt_at=self.now,
+                created_at=self.now,
+            )
+        )
+        self.queued_messages += 1
+        return document
+
+    # Caseworker commands --------------------------------------------------------------------
+
+    def require_role(self, role: str | None) -> None:
+        if role is not None and not self.actor.has(role):
+            label = self.process.definition.roles.get(role)
+            name_da = label.label.da if label else role
+            name_en = label.label.en if label else role
+            raise Forbidden(
+                Text(
+                    f"Trinnet kræver rollen '{name_da}' ({role}), som du ikke har.",
+                    f"The step requires the role '{name_en}' ({role}), which you do not have.",
+                ),
+                code="missing_role",
+                hint=Text(
+                    "Bed en administrator om en adgangsnøgle med rollen, eller lad en kollega tage trinnet.",
+                    "Ask an administrator for a token with the role, or let a colleague take the step.",
+                ),
+            )
+
+    def active_step(self, step_id: str) -> tuple[CaseStep, CompiledStep]:
+        found = self.process.step(step_id)
+        active = [row.step_id for row in self.current_rows() if row.status == "active"]
+        listed = ", ".join(active) or "(ingen/none)"
+        if found is None:
+            raise NotFound(
+                Text(
+                    f"Trinnet '{step_id}' findes ikke i processen.",
+                    f"The step '{step_id}' does not exist in the process.",
+                ),
+                code="unknown_step",
+                field="step",
+                hint=Text(f"Aktive trin: {listed}.", f"Active steps: {listed}."),
+            )
+        rows = [row for row in self.current_rows() if row.step_id == step_id]
+        if not rows or rows[0].status != "active":
+            done_by = f" ({rows[0].status}, {rows[0].completed_by})" if rows else ""
+            raise Conflict(
+                Text(
+                    f"Trinnet '{step_id}' er ikke aktivt{done_by}; sagen er i fasen '{self.case.phase}'.",
+                    f"The step '{step_id}' is not active{done_by}; the case is in the phase '{self.case.phase}'.",
+                ),
+                code="step_not_active",
+                field="step",
+                hint=Text(f"Aktive trin: {listed}. Hent sagen igen.", f"Active steps: {listed}. Fetch the case again."),
+            )
+        return rows[0], found[1]
+
+    def complete_task(self, step_id: str, raw: Mapping[str, Any]) -> None:
+        row, step = self.active_step(step_id)
+        if step.definition.kind != "task":
+            raise BadRequest(
+                Text(
+                    f"Trinnet '{step_id}' er et godkendelsestrin; brug /approve.",
+                    f"The step '{step_id}' is an approval step; use /approve.",
+                ),
+                code="wrong_step_kind",
+                field="step",
+            )
+        self.require_role(step.definition.role)
+        allowed = {entry.field: entry.required for entry in step.definition.form}
+        values = parse_values(
+            self.process,
+            raw,
+            allowed,
+            self.services,
+            existing=self.case.data,
+            conditional=step.required_if,
+            context=self.guard_context,
+            what=Text(f"trinnet '{step_id}'", f"the step '{step_id}'"),
+        )
+        for field, value in values.items():
+            self.set_value(field, value)
+        row.data = values
+        self._finish_step(row, "done", "done", self.actor.name)
+        self.settle()
+
+    def approve(self, step_id: str, decision: Decision, comment: str | None) -> None:
+        row, step = self.active_step(step_id)
+        definition = step.definition
+        if definition.kind != "approval":
+            raise BadRequest(
+                Text(
+                    f"Trinnet '{step_id}' er ikke et godkendelsestrin; brug /complete.",
+                    f"The step '{step_id}' is not an approval step; use /complete.",
+                ),
+                code="wrong_step_kind",
+                field="step",
+            )
+        self.require_role(definition.role)
+        comment = (comment or "").strip() or None
+        errors = FieldErrors()
+        if comment is not None and len(comment) > MAX_COMMENT_LENGTH:
+            errors.add(
+                "comment",
+                "too_long",
+                Text(
+                    f"Kommentaren må højst være {MAX_COMMENT_LENGTH} tegn.",
+                    f"The comment may be at most {MAX_COMMENT_LENGTH} characters.",
+                ),
+            )
+        if decision == "reject" and comment is None:
+            errors.add(
+                "comment",
+                "required",
+                Text("Skriv en kommentar, når du afviser et udkast.", "Write a comment when you reject a draft."),
+                Text("Forklar, hvad der skal rettes.", "Explain what has to be corrected."),
+            )
+        errors.raise_if_any()
+
+        preparer = self._preparer(definition.approves or "")
+        if preparer == self.actor.name:
+            raise Forbidden(
+                Text(
+                    f"Du har selv udført trinnet '{definition.approves}' og kan ikke godkende det "
+                    "(fire-øjne-princippet).",
+                    f"You completed the step '{definition.approves}' yourself and cannot approve it "
+                    "(four-eyes principle).",
+                ),
+                code="four_eyes",
+                hint=Text(
+                    "En anden med rollen godkender skal godkende udkastet.",
+                    "Another user with the approver role must approve the draft.",
+                ),
+            )
+        approvals: list[dict[str, Any]] = list(row.data.get("approvals", []))
+        if any(entry["by"] == self.actor.name for entry in approvals):
+            raise Forbidden(
+                Text(
+                    "Du har allerede godkendt; seks-øjne-princippet kræver en anden godkender.",
+                    "You have already approved; the six-eyes principle requires another approver.",
+                ),
+                code="six_eyes",
+            )
+        approvals.append({"by": self.actor.name, "at": self.now.isoformat(), "decision": decision, "comment": comment})
+        row.data = {"approvals": approvals}
+
+        needed = 2 if definition.eyes == 6 else 1
+        if decision == "reject":
+            self._finish_step(row, "done", "rejected", self.actor.name)
+        elif sum(1 for entry in approvals if entry["decision"] == "approve") >= needed:
+            self._finish_step(row, "done", "approved", self.actor.name)
+        else:
+            self._record_step(row)
+        self.settle()
+
+    def _preparer(self, step_id: str) -> str | None:
+        done = [row for row in self.steps if row.step_id == step_id and row.status == "done"]
+        return done[-1].completed_by if done else None
+
+    # Ending the command -------------------------------------------------------------------
+
+    def finish(self, extra: Mapping[str, Any] | None = None) -> None:
+        """Append the audit event and write everything; a stale case version raises here."""
+        self.case.updated_at = self.now
+        self.case.version = (self.case.version or 0) + 1
+        changes = {key: value for key, value in self.changes.items() if value}
+        if extra:
+            changes.update(extra)
+        append_event(self.session, self.case.id, self.now, self.actor.name, self.name, changes)
+        self.session.flush()

@@ -1,0 +1,95 @@
+"""Render a case's letters and build the context their templates see.
+
+Besides every case field, a template sees `case`, `authority`, `process`, `letter_date`,
+`fee`, `appeal`, `language` and `recipient`. `appeal.deadline` is the actual expiry date
+of the appeal period counted from the letter's date on the Danish calendar, which every
+decision letter must state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any
+
+from engine.calendar import DayRule, DeadlineUnit, compute_deadline, local_date
+from engine.definitions.compile import CompiledProcess
+from engine.definitions.model import Deadline
+from engine.i18n import Language
+from engine.runtime.services import Services
+from engine.storage.tables import Case
+
+_UNITS: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
+    # unit: ((Danish singular, plural), (English singular, plural))
+    "calendar_days": (("dag", "dage"), ("day", "days")),
+    "weeks": (("uge", "uger"), ("week", "weeks")),
+    "months": (("måned", "måneder"), ("month", "months")),
+    "working_days": (("arbejdsdag", "arbejdsdage"), ("working day", "working days")),
+}
+
+
+def describe_period(deadline: Deadline, language: Language) -> str:
+    """Return a period as words, e.g. "4 uger" or "1 week"."""
+    danish, english = _UNITS[deadline.unit]
+    singular, plural = english if language == "en" else danish
+    return f"{deadline.value} {singular if deadline.value == 1 else plural}"
+
+
+def deadline_end(deadline: Deadline, start: datetime) -> datetime:
+    return compute_deadline(start, deadline.value, DeadlineUnit(deadline.unit), DayRule(deadline.rule)).ends_at
+
+
+def recipient_of(case: Case) -> dict[str, str]:
+    data = case.data
+    if data.get("applicant_cvr"):
+        return {"id_type": "CVR", "id": data["applicant_cvr"], "name": data.get("applicant_name", "")}
+    if data.get("applicant_cpr"):
+        return {"id_type": "CPR", "id": data["applicant_cpr"], "name": data.get("applicant_name", "")}
+    return {"id_type": "NONE", "id": "", "name": data.get("applicant_name", "")}
+
+
+def letter_context(
+    case: Case, process: CompiledProcess, services: Services, now: datetime, language: Language
+) -> dict[str, Any]:
+    definition = process.definition
+    context: dict[str, Any] = {
+        name: process.field_types[name].to_context(case.data.get(name)) for name in process.fields
+    }
+    deadline = case.processing_deadline_at
+    context["case"] = {
+        "journal_number": case.journal_number,
+        "title": case.title,
+        "received": local_date(case.received_at),
+        "processing_deadline": local_date(deadline) if deadline else None,
+        "language": case.language,
+    }
+    context["authority"] = services.authority.as_context()
+    context["process"] = {
+        "id": definition.id,
+        "title": definition.title.get(language),
+        "classification": definition.classification,
+        "legal_basis": [
+            {"title": basis.title.get(language), "reference": basis.reference, "url": basis.url}
+            for basis in definition.legal_basis
+        ],
+    }
+    context["letter_date"] = local_date(now)
+    context["fee"] = definition.fee.amount if definition.fee else None
+    context["language"] = language
+    context["recipient"] = recipient_of(case)
+    appeal = definition.appeal
+    context["appeal"] = (
+        {
+            "body": appeal.body.get(language),
+            "how": appeal.how.get(language),
+            "period": describe_period(appeal.deadline, language),
+            "deadline": local_date(deadline_end(appeal.deadline, now)),
+        }
+        if appeal
+        else None
+    )
+    return context
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
