@@ -39,7 +39,6 @@ def deploy_definitions(
         session.execute(
             select(ProcessVersion.process_id, func.max(ProcessVersion.version)).group_by(ProcessVersion.process_id)
         )
-        .tuples()
         .all()
     )
     hashes = _newest_hashes(session)
@@ -81,7 +80,6 @@ def _newest_hashes(session: Session) -> dict[str, str]:
                 (ProcessVersion.process_id == newest.c.process_id) & (ProcessVersion.version == newest.c.version),
             )
         )
-        .tuples()
         .all()
     )
     return dict(rows)
