@@ -107,12 +107,16 @@ def _errors() -> Iterator[None]:
 
 
 def _service() -> Any:
+    """The engine on the configured database, which must be reachable and migrated."""
     from engine.runtime.services import Services  # noqa: PLC0415 - keeps `validate` fast
     from engine.service import Sagsflow  # noqa: PLC0415
     from engine.storage.database import Database  # noqa: PLC0415
+    from engine.storage.migrate import ensure_current  # noqa: PLC0415
 
     settings = state.settings
-    return Sagsflow(Database(settings.database_url), Services.from_settings(settings))
+    database = Database(settings.database_url)
+    ensure_current(database)
+    return Sagsflow(database, Services.from_settings(settings))
 
 
 def _operator() -> Actor:
@@ -228,12 +232,25 @@ def deploy(paths: PathsArgument = None, root: RootOption = None) -> None:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Opdatér databasens skema til nyeste version / migrate the database schema to the newest revision."""
+    from sqlalchemy.exc import OperationalError  # noqa: PLC0415
+
     from engine.storage.database import Database  # noqa: PLC0415
     from engine.storage.migrate import current_revision, upgrade  # noqa: PLC0415
 
     with _errors():
         database = Database(state.settings.database_url)
-        upgrade(database)
+        try:
+            upgrade(database)
+        except OperationalError as error:
+            reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+            typer.echo(
+                _say(
+                    f"Fejl: databasen kunne ikke opdateres: {reason}",
+                    f"Error: the database could not be migrated: {reason}",
+                ),
+                err=True,
+            )
+            raise typer.Exit(1) from None
         typer.echo(
             _say(
                 f"Databasen er på version {current_revision(database)}.",
@@ -251,21 +268,10 @@ def serve(
     import uvicorn  # noqa: PLC0415
 
     from api.app import create_app  # noqa: PLC0415
-    from engine.storage.migrate import current_revision, head_revision  # noqa: PLC0415
 
     _configure_logging()
     with _errors():
-        service = _service()
-        if current_revision(service.database) != head_revision(service.database):
-            typer.echo(
-                _say(
-                    "Fejl: databasen er ikke opdateret. Kør 'sagsflow db upgrade' først.",
-                    "Error: the database is not up to date. Run 'sagsflow db upgrade' first.",
-                ),
-                err=True,
-            )
-            raise typer.Exit(1)
-        application = create_app(service, state.settings)
+        application = create_app(_service(), state.settings)
     uvicorn.run(application, host=host, port=port, log_level="info")
 
 

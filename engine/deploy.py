@@ -38,8 +38,7 @@ def deploy_definitions(
     newest: dict[str, int] = dict(
         session.execute(
             select(ProcessVersion.process_id, func.max(ProcessVersion.version)).group_by(ProcessVersion.process_id)
-        )
-        .all()
+        ).all()
     )
     hashes = _newest_hashes(session)
 
@@ -73,13 +72,10 @@ def _newest_hashes(session: Session) -> dict[str, str]:
         .group_by(ProcessVersion.process_id)
         .subquery()
     )
-    rows = (
-        session.execute(
-            select(ProcessVersion.process_id, ProcessVersion.content_hash).join(
-                newest,
-                (ProcessVersion.process_id == newest.c.process_id) & (ProcessVersion.version == newest.c.version),
-            )
+    rows = session.execute(
+        select(ProcessVersion.process_id, ProcessVersion.content_hash).join(
+            newest,
+            (ProcessVersion.process_id == newest.c.process_id) & (ProcessVersion.version == newest.c.version),
         )
-        .all()
-    )
+    ).all()
     return dict(rows)

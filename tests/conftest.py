@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -41,11 +42,18 @@ REQUIRE_POSTGRES = os.environ.get("SAGSFLOW_REQUIRE_POSTGRES") == "1"
 
 @dataclass
 class Clock:
-    """A settable clock; tests start on a Friday morning in Copenhagen."""
+    """A settable clock; tests start on a Friday morning in Copenhagen.
+
+    With `delay` set, every reading sleeps first. Commands read the clock while they hold
+    the case lock, so a delay makes two racing commands overlap for certain.
+    """
 
     now: datetime = field(default_factory=lambda: datetime(2026, 12, 4, 9, 30, tzinfo=UTC))
+    delay: float = 0.0
 
     def __call__(self) -> datetime:
+        if self.delay:
+            time.sleep(self.delay)
         return self.now
 
     def advance(self, **delta: float) -> None:

@@ -34,7 +34,7 @@ def approve(client: TestClient, token: str, case: dict[str, Any], decision: str,
 
 def step(case: dict[str, Any], step_id: str) -> dict[str, Any]:
     """The newest instance of a step in the case's checklist."""
-    instances = [entry for entry in case["checklist"] if entry["step"] == step_id]
+    instances: list[dict[str, Any]] = [entry for entry in case["checklist"] if entry["step"] == step_id]
     return instances[-1]
 
 
@@ -71,7 +71,10 @@ def test_cites_case_from_application_to_sent_decision(
     assert refused.json()["error"]["errors"][0]["field"] == "data.missing_information"
 
     case = complete(
-        client, tokens.caseworker, case, "completeness_check",
+        client,
+        tokens.caseworker,
+        case,
+        "completeness_check",
         {"application_complete": False, "missing_information": "- Kopi af eksporttilladelsen fra Togo"},
     )
     assert case["phase"]["id"] == "awaiting_information"
@@ -80,7 +83,10 @@ def test_cites_case_from_application_to_sent_decision(
     assert step(case, "information_received")["due_at"] == "2026-12-28T22:59:59+00:00"
 
     case = complete(
-        client, tokens.caseworker, case, "information_received",
+        client,
+        tokens.caseworker,
+        case,
+        "information_received",
         {"information_received_note": "Eksporttilladelse modtaget pr. e-mail."},
     )
     assert case["phase"]["id"] == "screening"
@@ -99,12 +105,19 @@ def test_cites_case_from_application_to_sent_decision(
 
     case = complete(client, tokens.caseworker, case, "export_permit_check", {"export_permit_verified": True})
     case = complete(
-        client, tokens.caseworker, case, "fact_assessment",
+        client,
+        tokens.caseworker,
+        case,
+        "fact_assessment",
         {"assessment_note": "Ranchede dyr fra Togo; kvoten er ikke overskredet.", "consultation_required": True},
     )
     assert case["phase"]["id"] == "hoering"
-    case = complete(client, tokens.caseworker, case, "consultation_sent", {"consultation_parties": "Naturhistorisk Museum"})
-    case = complete(client, tokens.caseworker, case, "consultation_replies", {"consultation_summary": "Ingen bemærkninger."})
+    case = complete(
+        client, tokens.caseworker, case, "consultation_sent", {"consultation_parties": "Naturhistorisk Museum"}
+    )
+    case = complete(
+        client, tokens.caseworker, case, "consultation_replies", {"consultation_summary": "Ingen bemærkninger."}
+    )
     assert case["phase"]["id"] == "draft"
 
     # The draft is written by a user who is also an approver: four eyes stop them.
