@@ -8,9 +8,10 @@ changes nothing. Responses for a case carry its version in the `ETag` header.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Annotated, Any, Literal
 
 from fastapi import BackgroundTasks, Depends, FastAPI, Header, Query, Request, Response
@@ -79,8 +80,8 @@ def _expected_version(body_version: int | None, if_match: str | None) -> int | N
         if not text.isdigit():
             raise BadRequest(
                 Text(
-                    f'If-Match skal være sagens version, fx "3", ikke {if_match!r}.',
-                    f'If-Match must be the case version, e.g. "3", not {if_match!r}.',
+                    f'If-Match skal være sagens version, fx "3", ikke {if_match}.',
+                    f'If-Match must be the case version, e.g. "3", not {if_match}.',
                 ),
                 field="If-Match",
             )
@@ -101,7 +102,8 @@ def _with_etag(response: Response, view: dict[str, Any]) -> dict[str, Any]:
     return view
 
 
-def create_app(service: Sagsflow, settings: Settings | None = None) -> FastAPI:
+def create_app(service: Sagsflow, settings: Settings | None = None, *, dispatch_interval: float = 15.0) -> FastAPI:
+    """Build the application; `dispatch_interval` is the seconds between outbox sweeps (0 turns them off)."""
     settings = settings or Settings()
 
     def dispatch_letters() -> None:
@@ -109,11 +111,24 @@ def create_app(service: Sagsflow, settings: Settings | None = None) -> FastAPI:
         if report.sent or report.retried or report.failed:
             logger.info("Outbox: %d sent, %d to retry, %d failed", report.sent, report.retried, report.failed)
 
+    async def dispatch_periodically() -> None:
+        # Letters queued before a restart, and letters waiting for a retry after a failed
+        # delivery, are picked up here; letters from a command are sent right after it.
+        while True:
+            try:
+                await run_in_threadpool(dispatch_letters)
+            except Exception:
+                logger.exception("Outbox dispatch failed; trying again in %d seconds", dispatch_interval)
+            await asyncio.sleep(dispatch_interval)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        # Letters queued before a restart are delivered when the server starts.
-        await run_in_threadpool(dispatch_letters)
+        task = asyncio.create_task(dispatch_periodically()) if dispatch_interval > 0 else None
         yield
+        if task is not None:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
 
     app = FastAPI(
         title="Sagsflow",

@@ -68,8 +68,11 @@ def _validation_entry(item: dict[str, Any], language: Language) -> dict[str, Any
     kind = item.get("type", "")
     text = _VALIDATION_TEXTS.get(kind)
     if kind == "literal_error":
-        expected = (item.get("ctx") or {}).get("expected", "")
-        message = f"Skal være en af: {expected}." if language == "da" else f"Must be one of: {expected}."
+        expected = str((item.get("ctx") or {}).get("expected", ""))
+        if language == "da":
+            message = f"Skal være en af: {expected.replace(' or ', ' eller ')}."
+        else:
+            message = f"Must be one of: {expected}."
     elif text is not None:
         message = text.get(language)
     else:

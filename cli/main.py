@@ -14,6 +14,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -49,6 +50,11 @@ DEMO_USERS: dict[str, list[str]] = {
     "demo-ansoeger": ["applicant"],
 }
 DEMO_TOKEN_FILE = Path("var/demo-tokens.env")
+
+
+class CaseStatusChoice(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
 
 
 class State:
@@ -299,7 +305,9 @@ def token_revoke(user: Annotated[str, typer.Argument(help="Brugernavn / user nam
 
 
 @token_app.command("demo")
-def token_demo() -> None:
+def token_demo(
+    output: Annotated[Path, typer.Option("--output", help="Fil til nøglerne / file for the tokens.")] = DEMO_TOKEN_FILE,
+) -> None:
     """Opret nye demo-nøgler og skriv dem i var/demo-tokens.env / create fresh demo tokens."""
     with _errors():
         service = _service()
@@ -309,13 +317,13 @@ def token_demo() -> None:
             token = service.create_token(user, roles, "demo")
             variable = {"caseworker": "CASEWORKER", "approver": "APPROVER", "applicant": "APPLICANT"}[roles[0]]
             lines.append(f"SAGSFLOW_{variable}_TOKEN={token}")
-    DEMO_TOKEN_FILE.parent.mkdir(parents=True, exist_ok=True)
-    DEMO_TOKEN_FILE.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    DEMO_TOKEN_FILE.chmod(0o600)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    output.chmod(0o600)
     typer.echo(_say("Demo-nøgler (kun til udvikling):", "Demo tokens (development only):"))
     for line in lines:
         typer.echo(f"  {line}")
-    typer.echo(_say(f"Gemt i {DEMO_TOKEN_FILE}.", f"Saved in {DEMO_TOKEN_FILE}."))
+    typer.echo(_say(f"Gemt i {output}.", f"Saved in {output}."))
 
 
 # Cases -----------------------------------------------------------------------------------
@@ -325,14 +333,19 @@ def token_demo() -> None:
 def case_list(
     process: Annotated[str | None, typer.Option(help="Kun denne proces / only this process.")] = None,
     phase: Annotated[str | None, typer.Option(help="Kun denne fase / only this phase.")] = None,
-    status: Annotated[str | None, typer.Option(help="open eller/or closed.")] = None,
+    status: Annotated[CaseStatusChoice | None, typer.Option(help="open eller/or closed.")] = None,
     limit: Annotated[int, typer.Option(help="Højst så mange / at most this many.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Skriv JSON / print JSON.")] = False,
 ) -> None:
     """Vis sager / list cases."""
     with _errors():
         result = _service().list_cases(
-            _operator(), state.language, process_id=process, phase=phase, status=status, limit=limit
+            _operator(),
+            state.language,
+            process_id=process,
+            phase=phase,
+            status=status.value if status else None,
+            limit=limit,
         )
     if as_json:
         typer.echo(json.dumps(result, ensure_ascii=False, indent=2))

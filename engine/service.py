@@ -8,6 +8,7 @@ user (`Actor`) and the language for labels, and return JSON-ready dictionaries f
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -69,11 +70,13 @@ _DOCUMENT_SUMMARY_COLUMNS = (
 )
 
 
-def _stale(case_ref: str) -> Conflict:
+def _stale(case_ref: str, sent: int | None = None, current: int | None = None) -> Conflict:
+    versions_da = f" (du sendte version {sent}, sagen er nu på version {current})" if sent and current else ""
+    versions_en = f" (you sent version {sent}; the case is now at version {current})" if sent and current else ""
     return Conflict(
         Text(
-            f"Sagen {case_ref} er ændret af en anden i mellemtiden; intet er gemt.",
-            f"The case {case_ref} was changed by someone else meanwhile; nothing was saved.",
+            f"Sagen {case_ref} er ændret, siden du hentede den{versions_da}; intet er gemt.",
+            f"The case {case_ref} has changed since you fetched it{versions_en}; nothing was saved.",
         ),
         code="stale_version",
         field="version",
@@ -93,11 +96,20 @@ def _case_not_found(reference: str) -> NotFound:
     )
 
 
+MAX_CASE_ID_DIGITS = 18  # fits a signed 64-bit integer on every database
+
+
+JOURNAL_NUMBER = re.compile(r"\d{4}-\d{6,}")
+
+
 def _case_filter(reference: str | int) -> Any:
+    """Match a case by numeric id ("42") or by journal number ("2026-000042")."""
     text = str(reference).strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit() and len(text) <= MAX_CASE_ID_DIGITS:
         return Case.id == int(text)
-    return Case.journal_number == text
+    if text.isascii() and JOURNAL_NUMBER.fullmatch(text):
+        return Case.journal_number == text
+    raise _case_not_found(text[:64])
 
 
 class Sagsflow:
@@ -205,7 +217,7 @@ class Sagsflow:
             application = _application_text(process, values)
             command.add_document(
                 kind=DocumentKind.APPLICATION,
-                title=f"Ansøgning: {process.title('da')}",
+                title=("Application: " if case_language == "en" else "Ansøgning: ") + process.title(case_language),
                 letter_id=None,
                 language=case_language,
                 content_type="text/plain; charset=utf-8",
@@ -277,7 +289,7 @@ class Sagsflow:
             if case is None or not self._may_see(actor, case):
                 raise _case_not_found(str(case_ref))
             if expected_version is not None and case.version != expected_version:
-                raise _stale(case.journal_number)
+                raise _stale(case.journal_number, expected_version, case.version)
             version, process = self.catalog.by_version_id(session, case.process_version_id)
             steps = list(session.scalars(select(CaseStep).where(CaseStep.case_id == case.id).order_by(CaseStep.id)))
             command = CaseCommand(session, self.services, process, case, steps, actor, name)

@@ -410,3 +410,40 @@ def test_junk_bodies_never_500(client: TestClient, tokens: Tokens, body: Any) ->
 
     assert response.status_code in (400, 404, 422)
     assert "error" in response.json()
+
+
+@pytest.mark.parametrize("reference", ["99999999999999999999", "%C2%B2", "2026-000001%00"])
+def test_odd_case_references_are_404(client: TestClient, tokens: Tokens, reference: str) -> None:
+    response = client.get(f"/cases/{reference}", headers=auth(tokens.caseworker))
+
+    assert response.status_code == 404
+
+
+def test_bad_value_does_not_trigger_false_requirement(
+    client: TestClient, tokens: Tokens, case: dict[str, Any]
+) -> None:
+    response = client.post(
+        f"/cases/{case['id']}/steps/completeness_check/complete",
+        json={"data": {"application_complete": "ja"}},
+        headers=auth(tokens.caseworker),
+    )
+
+    assert response.status_code == 422
+    assert list(field_errors(response)) == ["data.application_complete"]
+
+
+def test_query_choice_error_is_danish(client: TestClient, tokens: Tokens) -> None:
+    response = client.get("/cases?status=foo", headers=auth(tokens.caseworker))
+
+    assert response.status_code == 422
+    assert field_errors(response)["status"]["message"] == "Skal være en af: 'open' eller 'closed'."
+
+
+def test_stale_version_message_names_versions(client: TestClient, tokens: Tokens, case: dict[str, Any]) -> None:
+    response = client.post(
+        f"/cases/{case['id']}/steps/completeness_check/complete",
+        json={"data": {"application_complete": True}, "version": 7},
+        headers=auth(tokens.caseworker),
+    )
+
+    assert "du sendte version 7, sagen er nu på version 1" in error_of(response)["message"]

@@ -166,3 +166,12 @@ def test_unmigrated_database_is_reported(environment: dict[str, str]) -> None:
 
     assert code == 1
     assert "Kør 'sagsflow db upgrade'" in output
+
+
+def test_case_list_rejects_unknown_status(environment: dict[str, str]) -> None:
+    invoke(environment, "db", "upgrade")
+
+    code, output = invoke(environment, "case", "list", "--status", "foo")
+
+    assert code == 2
+    assert "foo" in output

@@ -5,20 +5,22 @@ Templates are named by their path relative to the definitions root, e.g.
 `{% extends "skeletons/letters/decision.da.md.j2" %}`. A compiled process version carries
 the source of every template it uses, so rendering never reads files.
 
-Filters available to templates: `date` ("4. december 2026"), `kr` ("1.234,50 kr.") and
-`label('field')` (the label of an enum value).
+Filters available to templates: `date` ("4. december 2026"), `kr` ("1.234,50 kr."),
+`country` ("TG" → "Togo") and `label('field')` (the label of an enum value).
 """
 
 from __future__ import annotations
 
+import gettext
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
+import pycountry
 from jinja2 import DictLoader, StrictUndefined, Template, TemplateError, meta, nodes
 from jinja2.sandbox import SandboxedEnvironment
 from markdown_it import MarkdownIt
@@ -69,6 +71,22 @@ def format_amount(value: Decimal | int | float | None, language: Language = "da"
     return whole.replace(",", "_").replace(".", ",").replace("_", ".") + " kr."
 
 
+@lru_cache(maxsize=1)
+def _danish_country_names() -> gettext.NullTranslations:
+    return gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=["da"], fallback=True)
+
+
+def format_country(code: str | None, language: Language = "da") -> str:
+    """Name a country from its ISO 3166-1 alpha-2 code in the letter's language (pycountry's names)."""
+    if not code:
+        return ""
+    country = pycountry.countries.get(alpha_2=str(code).upper())
+    if country is None:
+        return str(code)
+    name: str = getattr(country, "common_name", None) or country.name
+    return _danish_country_names().gettext(country.name) if language == "da" else name
+
+
 class TemplateProblem(Exception):
     def __init__(self, template: str, detail: str, line: int | None = None) -> None:
         super().__init__(f"{template}: {detail}")
@@ -101,6 +119,7 @@ def _base_environment(loader: DictLoader | None = None) -> SandboxedEnvironment:
     )
     environment.filters["date"] = format_date
     environment.filters["kr"] = format_amount
+    environment.filters["country"] = format_country
     environment.filters["label"] = lambda value, field: value
     return environment
 
@@ -152,6 +171,7 @@ class LetterRenderer:
             environment = _base_environment(loader)
             environment.filters["date"] = partial(format_date, language=language)
             environment.filters["kr"] = partial(format_amount, language=language)
+            environment.filters["country"] = partial(format_country, language=language)
             environment.filters["label"] = partial(self._label, language=language)
             self._environments[language] = environment
 

@@ -82,9 +82,14 @@ def parse_values(
 
     merged = {**(existing or {}), **parsed}
     failed = {error.field for error in errors.errors}
+    # A condition over a value that failed to parse would see None and could claim a field
+    # is required when it is not, so conditions are only evaluated on clean input.
+    conditions_context = context(merged) if context is not None and not errors.errors else None
     for name, always_required in allowed.items():
         guard = (conditional or {}).get(name)
-        required = always_required or (guard is not None and context is not None and guard(context(merged)))
+        required = always_required or (
+            guard is not None and conditions_context is not None and guard(conditions_context)
+        )
         if required and merged.get(name) in (None, "") and f"data.{name}" not in failed:
             label = _label(process, name)
             errors.add(
