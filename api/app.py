@@ -97,6 +97,10 @@ def _expected_version(body_version: int | None, if_match: str | None) -> int | N
     return body_version if body_version is not None else header_version
 
 
+def _queued_letters(view: dict[str, Any]) -> bool:
+    return any(document["status"] == "queued" for document in view["documents"])
+
+
 def _with_etag(response: Response, view: dict[str, Any]) -> dict[str, Any]:
     response.headers["ETag"] = f'"{view["version"]}"'
     return view
@@ -167,7 +171,8 @@ def create_app(service: Sagsflow, settings: Settings | None = None, *, dispatch_
     ) -> dict[str, Any]:
         view = service.submit(actor, body.process, body.data, body.language or language)
         response.headers["Location"] = f"/cases/{view['id']}"
-        tasks.add_task(dispatch_letters)
+        if _queued_letters(view):
+            tasks.add_task(dispatch_letters)
         return _with_etag(response, view)
 
     @app.get("/cases", tags=["cases"])
@@ -201,7 +206,8 @@ def create_app(service: Sagsflow, settings: Settings | None = None, *, dispatch_
     ) -> dict[str, Any]:
         expected = _expected_version(body.version, if_match)
         view = service.complete_step(actor, case_ref, step_id, body.data, expected, language)
-        tasks.add_task(dispatch_letters)
+        if _queued_letters(view):
+            tasks.add_task(dispatch_letters)
         return _with_etag(response, view)
 
     @app.post("/cases/{case_ref}/steps/{step_id}/approve", tags=["cases"])
@@ -217,7 +223,8 @@ def create_app(service: Sagsflow, settings: Settings | None = None, *, dispatch_
     ) -> dict[str, Any]:
         expected = _expected_version(body.version, if_match)
         view = service.approve(actor, case_ref, step_id, body.decision, body.comment, expected, language)
-        tasks.add_task(dispatch_letters)
+        if _queued_letters(view):
+            tasks.add_task(dispatch_letters)
         return _with_etag(response, view)
 
     @app.get("/cases/{case_ref}/letters", tags=["documents"])

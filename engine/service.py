@@ -26,7 +26,7 @@ from engine.definitions.loader import LoadedDefinitions
 from engine.deploy import DeployedVersion, deploy_definitions
 from engine.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
 from engine.i18n import Language, Text, parse_language
-from engine.runtime.catalog import ProcessCatalog
+from engine.runtime.catalog import ProcessCatalog, VersionInfo
 from engine.runtime.commands import CaseCommand, Decision
 from engine.runtime.input import parse_values
 from engine.runtime.journal import next_journal_number
@@ -48,7 +48,6 @@ from engine.storage.tables import (
     Document,
     DocumentKind,
     DocumentStatus,
-    ProcessVersion,
 )
 
 logger = logging.getLogger(__name__)
@@ -144,8 +143,8 @@ class Sagsflow:
     def list_processes(self, language: Language) -> list[dict[str, Any]]:
         with self.database.read() as session:
             return [
-                process_summary(version, self.catalog.compiled(version), language)
-                for version in self.catalog.latest_versions(session)
+                process_summary(version, process, language)
+                for version, process in self.catalog.latest_versions(session)
             ]
 
     def get_process(self, process_id: str, language: Language) -> dict[str, Any]:
@@ -226,7 +225,7 @@ class Sagsflow:
                 sha256=sha256_text(application),
                 status=DocumentStatus.FILED,
                 recipient=None,
-                step_instance_id=None,
+                step=None,
                 sent_at=None,
             )
             command.enter_phase(process.initial_phase, first=True)
@@ -332,7 +331,7 @@ class Sagsflow:
         session: Session,
         case: Case,
         steps: list[CaseStep],
-        version: ProcessVersion,
+        version: VersionInfo,
         process: CompiledProcess,
         language: Language,
     ) -> dict[str, Any]:

@@ -46,12 +46,13 @@ def event_hash(
 def append_event(
     session: Session, case_id: int, at: datetime, actor: str, command: str, changes: dict[str, Any]
 ) -> CaseEvent:
-    head = session.execute(
-        select(CaseEvent.sequence, CaseEvent.hash)
-        .where(CaseEvent.case_id == case_id)
-        .order_by(CaseEvent.sequence.desc())
-        .limit(1)
-    ).one_or_none()
+    with session.no_autoflush:
+        head = session.execute(
+            select(CaseEvent.sequence, CaseEvent.hash)
+            .where(CaseEvent.case_id == case_id)
+            .order_by(CaseEvent.sequence.desc())
+            .limit(1)
+        ).one_or_none()
     sequence, previous = (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
     # Round-trip through JSON so the hash covers exactly what the database stores.
     stored_changes = json.loads(json.dumps(changes, ensure_ascii=False, default=str))

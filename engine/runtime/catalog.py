@@ -1,13 +1,16 @@
 """Deployed process versions, compiled on first use and cached by version id.
 
-A version row is immutable, so a compiled version never goes stale; the newest version
-of a process is looked up in the database on each submission, so a deploy from another
-process (the CLI) is seen at once.
+A version row is immutable, so a cached version never goes stale and a command on an
+existing case needs no query for its process. The newest version of a process is looked
+up (by id only) on each submission, so a deploy from another process, such as the CLI,
+is seen at once.
 """
 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -19,39 +22,51 @@ from engine.i18n import Text
 from engine.storage.tables import ProcessVersion
 
 
+@dataclass(frozen=True)
+class VersionInfo:
+    """A deployed version without its (large) definition."""
+
+    id: int
+    process_id: str
+    version: int
+    content_hash: str
+    deployed_at: datetime
+
+
+def _info(row: ProcessVersion) -> VersionInfo:
+    return VersionInfo(row.id, row.process_id, row.version, row.content_hash, row.deployed_at)
+
+
 class ProcessCatalog:
     def __init__(self) -> None:
-        self._compiled: dict[int, CompiledProcess] = {}
+        self._entries: dict[int, tuple[VersionInfo, CompiledProcess]] = {}
         self._lock = threading.Lock()
 
-    def compiled(self, version: ProcessVersion) -> CompiledProcess:
-        cached = self._compiled.get(version.id)
-        if cached is not None:
-            return cached
-        with self._lock:
-            cached = self._compiled.get(version.id)
-            if cached is None:
-                definition = ResolvedProcess.model_validate(version.definition)
-                cached = CompiledProcess(definition, version.content_hash)
-                self._compiled[version.id] = cached
-        return cached
-
-    def by_version_id(self, session: Session, version_id: int) -> tuple[ProcessVersion, CompiledProcess]:
-        version = session.get(ProcessVersion, version_id)
-        if version is None:  # pragma: no cover - a foreign key guarantees it exists
+    def by_version_id(self, session: Session, version_id: int) -> tuple[VersionInfo, CompiledProcess]:
+        entry = self._entries.get(version_id)
+        if entry is not None:
+            return entry
+        row = session.get(ProcessVersion, version_id)
+        if row is None:  # pragma: no cover - a foreign key guarantees it exists
             raise NotFound(
                 Text(f"Procesversion {version_id} findes ikke.", f"Process version {version_id} does not exist.")
             )
-        return version, self.compiled(version)
+        with self._lock:
+            entry = self._entries.get(version_id)
+            if entry is None:
+                definition = ResolvedProcess.model_validate(row.definition)
+                entry = (_info(row), CompiledProcess(definition, row.content_hash))
+                self._entries[version_id] = entry
+        return entry
 
-    def latest(self, session: Session, process_id: str) -> tuple[ProcessVersion, CompiledProcess]:
-        version = session.scalars(
-            select(ProcessVersion)
+    def latest(self, session: Session, process_id: str) -> tuple[VersionInfo, CompiledProcess]:
+        version_id = session.scalar(
+            select(ProcessVersion.id)
             .where(ProcessVersion.process_id == process_id)
             .order_by(ProcessVersion.version.desc())
             .limit(1)
-        ).one_or_none()
-        if version is None:
+        )
+        if version_id is None:
             known = ", ".join(
                 session.scalars(select(ProcessVersion.process_id).distinct().order_by(ProcessVersion.process_id))
             )
@@ -64,21 +79,20 @@ class ProcessCatalog:
                 field="process",
                 hint=Text(f"Udrullede processer: {known or '(ingen)'}.", f"Deployed processes: {known or '(none)'}."),
             )
-        return version, self.compiled(version)
+        return self.by_version_id(session, version_id)
 
-    def latest_versions(self, session: Session) -> list[ProcessVersion]:
+    def latest_versions(self, session: Session) -> list[tuple[VersionInfo, CompiledProcess]]:
         newest = (
             select(ProcessVersion.process_id, func.max(ProcessVersion.version).label("version"))
             .group_by(ProcessVersion.process_id)
             .subquery()
         )
-        return list(
-            session.scalars(
-                select(ProcessVersion)
-                .join(
-                    newest,
-                    (ProcessVersion.process_id == newest.c.process_id) & (ProcessVersion.version == newest.c.version),
-                )
-                .order_by(ProcessVersion.process_id)
+        version_ids = session.scalars(
+            select(ProcessVersion.id)
+            .join(
+                newest,
+                (ProcessVersion.process_id == newest.c.process_id) & (ProcessVersion.version == newest.c.version),
             )
-        )
+            .order_by(ProcessVersion.process_id)
+        ).all()
+        return [self.by_version_id(session, version_id) for version_id in version_ids]

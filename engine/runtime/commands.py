@@ -157,10 +157,8 @@ class CaseCommand:
             )
             for position, step in enumerate(phase.steps)
         ]
-        if rows:
-            self.session.add_all(rows)
-            self.session.flush()  # gives the rows ids, which filed letters refer to
-            self.steps.extend(rows)
+        self.session.add_all(rows)
+        self.steps.extend(rows)
 
         for step, row in zip(phase.steps, rows, strict=True):
             if step.when is not None and not step.when(self.guard_context()):
@@ -264,7 +262,7 @@ class CaseCommand:
             sha256=sha256_text(rendered.text),
             status=DocumentStatus.QUEUED,
             recipient=recipient,
-            step_instance_id=row.id,
+            step=row,
             sent_at=None,
         )
         self.session.add(
@@ -435,7 +433,11 @@ class CaseCommand:
     # Ending the command -------------------------------------------------------------------
 
     def finish(self, extra: Mapping[str, Any] | None = None) -> None:
-        """Append the audit event and write everything; a stale case version raises here."""
+        """Append the audit event and write everything in one flush; a stale case version raises here.
+
+        Nothing before this point flushes (the audit head is read without autoflush), so the
+        case row is updated once per command, with the version check in its WHERE clause.
+        """
         self.case.updated_at = self.now
         self.case.version = (self.case.version or 0) + 1
         changes = {key: value for key, value in self.changes.items() if value}

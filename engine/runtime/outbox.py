@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
@@ -77,10 +77,10 @@ def dispatch_once(database: Database, services: Services) -> str | None:
             message.last_error = "document or case missing"
             return "failed"
 
-        message.attempts += 1
         try:
             receipt = services.digital_post.send(_post_message(message, document, case, services))
-        except Exception as error:
+        except Exception as error:  # any adapter failure must leave the letter queued
+            message.attempts += 1
             message.last_error = f"{type(error).__name__}: {error}"[:2000]
             if message.attempts >= MAX_ATTEMPTS:
                 message.status = OutboxStatus.FAILED
@@ -106,6 +106,7 @@ def dispatch_once(database: Database, services: Services) -> str | None:
         # Lock the case row only now, after the slow call, to append to its audit chain.
         if database.is_postgresql:
             session.execute(select(Case.id).where(Case.id == case.id).with_for_update())
+        message.attempts += 1
         message.status = OutboxStatus.SENT
         message.sent_at = now
         message.receipt = receipt
@@ -124,9 +125,22 @@ def dispatch_once(database: Database, services: Services) -> str | None:
         return "sent"
 
 
+def has_due(database: Database, now: datetime) -> bool:
+    """Check in a read transaction, so an idle sweep takes no write lock (SQLite's is database-wide)."""
+    with database.read() as session:
+        due = session.scalar(
+            select(OutboxMessage.id)
+            .where(OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.next_attempt_at <= now)
+            .limit(1)
+        )
+    return due is not None
+
+
 def dispatch_due(database: Database, services: Services, limit: int = 1000) -> DispatchReport:
     report = DispatchReport()
     for _ in range(limit):
+        if not has_due(database, services.clock()):
+            break
         result = dispatch_once(database, services)
         if result is None:
             break

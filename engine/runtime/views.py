@@ -8,7 +8,8 @@ from typing import Any
 
 from engine.definitions.compile import CompiledProcess
 from engine.i18n import Language
-from engine.storage.tables import Case, CaseStep, Document, ProcessVersion
+from engine.runtime.catalog import VersionInfo
+from engine.storage.tables import Case, CaseStep, Document
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -31,7 +32,7 @@ def field_view(process: CompiledProcess, name: str, language: Language, required
     return view
 
 
-def process_summary(version: ProcessVersion, process: CompiledProcess, language: Language) -> dict[str, Any]:
+def process_summary(version: VersionInfo, process: CompiledProcess, language: Language) -> dict[str, Any]:
     definition = process.definition
     return {
         "id": definition.id,
@@ -44,7 +45,7 @@ def process_summary(version: ProcessVersion, process: CompiledProcess, language:
     }
 
 
-def process_view(version: ProcessVersion, process: CompiledProcess, language: Language) -> dict[str, Any]:
+def process_view(version: VersionInfo, process: CompiledProcess, language: Language) -> dict[str, Any]:
     definition = process.definition
     view = process_summary(version, process, language)
     view["description"] = definition.description.get(language) if definition.description else None
@@ -157,7 +158,7 @@ def case_view(
     case: Case,
     steps: list[CaseStep],
     documents: Sequence[Any],
-    version: ProcessVersion,
+    version: VersionInfo,
     process: CompiledProcess,
     language: Language,
 ) -> dict[str, Any]:

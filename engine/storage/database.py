@@ -84,7 +84,9 @@ class Database:
 
         options: dict[str, Any] = {"echo": echo}
         if self.dialect == "postgresql":
-            options.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
+            # No pre-ping: it costs a round trip per transaction. A connection the server has
+            # dropped fails once, and SQLAlchemy then discards the whole pool.
+            options.update(pool_size=10, max_overflow=20, pool_recycle=1800)
         self.engine = create_engine(url, **options)
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine)

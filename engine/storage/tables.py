@@ -202,6 +202,10 @@ class Document(Base):
     created_by: Mapped[str] = mapped_column(String(200))
     sent_at: Mapped[datetime | None]
 
+    # Lets a command file a letter for a step row that is not inserted yet; both are
+    # written in the command's single flush.
+    step: Mapped[CaseStep | None] = relationship(lazy="raise")
+
 
 class OutboxMessage(Base):
     """A side effect waiting to be carried out by the dispatcher, written in the command's transaction."""
