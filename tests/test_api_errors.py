@@ -419,9 +419,7 @@ def test_odd_case_references_are_404(client: TestClient, tokens: Tokens, referen
     assert response.status_code == 404
 
 
-def test_bad_value_does_not_trigger_false_requirement(
-    client: TestClient, tokens: Tokens, case: dict[str, Any]
-) -> None:
+def test_bad_value_does_not_trigger_false_requirement(client: TestClient, tokens: Tokens, case: dict[str, Any]) -> None:
     response = client.post(
         f"/cases/{case['id']}/steps/completeness_check/complete",
         json={"data": {"application_complete": "ja"}},

@@ -122,6 +122,8 @@ class CompiledProcess:
             states=[phase.id for phase in definition.phases],
             initial=self.initial_phase,
             auto_transitions=False,
+            # A phase without transitions (a final one) makes `advance` return None instead of raising.
+            ignore_invalid_triggers=True,
             send_event=True,
         )
         for phase in definition.phases:

@@ -25,6 +25,7 @@ from engine.definitions.problems import Location, Problem, make_problem
 from engine.definitions.resolve import LoadedProcess, LoadedSkeleton, Resolution, resolve
 from engine.definitions.source import Loc, SourceFile, load_source
 from engine.definitions.validate import validate_resolved
+from engine.i18n import Text
 
 logger = logging.getLogger(__name__)
 
@@ -113,13 +114,13 @@ def _data_path(data: Any, loc: Sequence[Any]) -> Loc:
     return tuple(path)
 
 
-def _describe_kind(value: Any) -> str:
+def _describe_kind(value: Any) -> Text | str:
     if isinstance(value, bool):
-        return "sand/falsk (boolean)"
+        return Text("en sandhedsværdi (boolean)", "a boolean")
     if isinstance(value, int | float):
-        return "tal/number"
+        return Text("et tal", "a number")
     if isinstance(value, date | datetime):
-        return "dato/date"
+        return Text("en dato", "a date")
     return type(value).__name__
 
 
@@ -127,7 +128,9 @@ def model_problems(error: ValidationError, source: SourceFile, model: type[BaseM
     problems: list[Problem] = []
     seen: set[tuple[Loc, str]] = set()
     for item in error.errors(include_url=False):
-        loc = _data_path(source.data, item["loc"])
+        # pydantic ends the location of an invalid mapping key with "[key]"; point at the key itself.
+        on_key = bool(item["loc"]) and item["loc"][-1] == "[key]"
+        loc = _data_path(source.data, item["loc"][:-1] if on_key else item["loc"])
         kind = item["type"]
         if (loc, kind) in seen:
             continue
@@ -139,9 +142,9 @@ def model_problems(error: ValidationError, source: SourceFile, model: type[BaseM
             parent = _model_at(model, loc[:-1])
             allowed = sorted(parent.model_fields) if parent else []
             close = difflib.get_close_matches(key, allowed, n=1)
-            listed = ", ".join(allowed)
+            listed: Text | str = ", ".join(allowed)
             if close:
-                listed = f"{listed} (mente du/did you mean '{close[0]}'?)"
+                listed = Text(f"{listed} (mente du '{close[0]}'?)", f"{listed} (did you mean '{close[0]}'?)")
             problems.append(make_problem("SF200", source.location(loc, key=True), key=key, allowed=listed))
         elif kind == "missing":
             problems.append(make_problem("SF201", source.location(loc[:-1]), key=key))
@@ -153,18 +156,24 @@ def model_problems(error: ValidationError, source: SourceFile, model: type[BaseM
                 separator = "_"
             else:
                 problems.append(
-                    make_problem("SF202", source.location(loc), key=dotted, detail=f"it must match {pattern}")
+                    make_problem(
+                        "SF202", source.location(loc, key=on_key), key=dotted, detail=f"it must match {pattern}"
+                    )
                 )
                 continue
-            problems.append(make_problem("SF203", source.location(loc), value=item["input"], separator=separator))
+            problems.append(
+                make_problem("SF203", source.location(loc, key=on_key), value=item["input"], separator=separator)
+            )
         elif kind == "string_type" and isinstance(item.get("input"), int | float | bool | date | datetime):
             value = item["input"]
             shown = str(value).lower() if isinstance(value, bool) else str(value)
             problems.append(
-                make_problem("SF204", source.location(loc), key=dotted, value=shown, kind=_describe_kind(value))
+                make_problem(
+                    "SF204", source.location(loc, key=on_key), key=dotted, value=shown, kind=_describe_kind(value)
+                )
             )
         else:
-            problems.append(make_problem("SF202", source.location(loc), key=dotted, detail=item["msg"]))
+            problems.append(make_problem("SF202", source.location(loc, key=on_key), key=dotted, detail=item["msg"]))
     return problems
 
 
@@ -191,7 +200,8 @@ def _yaml_files(paths: Iterable[Path]) -> list[Path]:
     return list(unique.values())
 
 
-def _parse(path: Path, root: Path, result: LoadedDefinitions) -> tuple[str, Any, SourceFile] | None:
+def _parse(path: Path, root: Path, result: LoadedDefinitions, expected: str) -> tuple[Any, SourceFile] | None:
+    """Read and model one file that should hold a document of the `expected` kind ("skeleton" or "process")."""
     display = _display(path, root)
     result.files.append(display)
     if not path.is_file():
@@ -203,15 +213,22 @@ def _parse(path: Path, root: Path, result: LoadedDefinitions) -> tuple[str, Any,
     result.problems.extend(problems)
     if source is None or not isinstance(source.data, dict):
         return None
+
     data = source.data
+    kind: str | None = None
     if "skeleton" in data and "process" not in data:
-        kind: str = "skeleton"
-        model: type[BaseModel] = SkeletonDef
+        kind = "skeleton"
     elif "process" in data:
-        kind, model = "process", ProcessDef
-    else:
-        result.problems.append(make_problem("SF111", source.location(())))
+        kind = "process"
+    # Checked before the model, so that a process under skeletons/ is not reported as a skeleton without phases.
+    if kind != expected:
+        expected_text = Text("en skeletdefinition", "a skeleton definition")
+        if expected == "process":
+            expected_text = Text("en procesdefinition", "a process definition")
+        result.problems.append(make_problem("SF111", source.location(()), expected=expected_text))
         return None
+
+    model: type[BaseModel] = SkeletonDef if kind == "skeleton" else ProcessDef
     try:
         definition = model.model_validate(data)
     except ValidationError as error:
@@ -219,7 +236,7 @@ def _parse(path: Path, root: Path, result: LoadedDefinitions) -> tuple[str, Any,
         return None
     if any(problem.severity == "error" for problem in problems):
         return None
-    return kind, definition, source
+    return definition, source
 
 
 def load_definitions(root: Path, paths: Sequence[Path] | None = None) -> LoadedDefinitions:
@@ -233,20 +250,17 @@ def load_definitions(root: Path, paths: Sequence[Path] | None = None) -> LoadedD
 
     skeleton_origin: dict[str, Location] = {}
     for path in skeleton_files:
-        parsed = _parse(path, root, result)
+        parsed = _parse(path, root, result, "skeleton")
         if parsed is None:
             continue
-        kind, definition, source = parsed
-        if kind != "skeleton":
-            result.problems.append(make_problem("SF111", source.location(())))
-            continue
+        definition, source = parsed
         location = source.location(("skeleton",))
         if definition.skeleton in result.skeletons:
             result.problems.append(
                 make_problem(
                     "SF301",
                     location,
-                    kind="Skelet/skeleton",
+                    kind=Text("Skelet", "Skeleton"),
                     name=definition.skeleton,
                     first=skeleton_origin[definition.skeleton],
                 )
@@ -265,13 +279,10 @@ def load_definitions(root: Path, paths: Sequence[Path] | None = None) -> LoadedD
 
     process_origin: dict[str, Location] = {}
     for path in process_files:
-        parsed = _parse(path, root, result)
+        parsed = _parse(path, root, result, "process")
         if parsed is None:
             continue
-        kind, definition, source = parsed
-        if kind != "process":
-            result.problems.append(make_problem("SF111", source.location(())))
-            continue
+        definition, source = parsed
         _load_process(LoadedProcess(definition, source), root, result, process_origin, skeleton_error_files)
 
     result.problems = _deduplicate(result.problems)
@@ -290,7 +301,11 @@ def _load_process(
     if definition.process in origins:
         result.problems.append(
             make_problem(
-                "SF301", location, kind="Proces/process", name=definition.process, first=origins[definition.process]
+                "SF301",
+                location,
+                kind=Text("Proces", "Process"),
+                name=definition.process,
+                first=origins[definition.process],
             )
         )
         return

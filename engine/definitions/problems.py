@@ -160,10 +160,7 @@ CATALOG: dict[str, Entry] = {
     ),
     "SF111": Entry(
         "unknown-document-kind",
-        _t(
-            "Filen er hverken en proces eller et skelet.",
-            "The file is neither a process nor a skeleton.",
-        ),
+        _t("Filen er ikke {expected}.", "The file is not {expected}."),
         _t(
             "Første nøgle skal være 'process:' (filer under processes/) eller 'skeleton:' (under skeletons/).",
             "The first key must be 'process:' (files under processes/) or 'skeleton:' (under skeletons/).",
@@ -369,13 +366,25 @@ CATALOG: dict[str, Entry] = {
 }
 
 
+def _in_language(params: dict[str, Any], language: Language) -> dict[str, Any]:
+    return {name: value.get(language) if isinstance(value, Text) else value for name, value in params.items()}
+
+
+def _fill(template: Text, params: dict[str, Any]) -> Text:
+    return Text(
+        da=template.da.format(**_in_language(params, "da")),
+        en=template.en.format(**_in_language(params, "en")),
+    )
+
+
 def make_problem(code: str, location: Location, **params: Any) -> Problem:
+    """Build the catalog's problem `code`; a `Text` parameter fills each language with its own words."""
     entry = CATALOG[code]
     return Problem(
         code=code,
         name=entry.name,
         location=location,
-        text=entry.message.format(**params),
-        hint=entry.hint.format(**params) if entry.hint else None,
+        text=_fill(entry.message, params),
+        hint=_fill(entry.hint, params) if entry.hint else None,
         severity=entry.severity,
     )

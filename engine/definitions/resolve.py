@@ -27,7 +27,7 @@ from engine.definitions.model import (
 from engine.definitions.problems import Location, Problem, make_problem
 from engine.definitions.source import Loc, SourceFile
 from engine.definitions.templates import TemplateProblem, analyse_template
-from engine.i18n import Language
+from engine.i18n import Language, Text
 
 MAX_TEMPLATE_BYTES = 200_000
 
@@ -116,7 +116,7 @@ class _TemplateCollector:
                 info = analyse_template(current, source)
             except TemplateProblem as problem:
                 line = f" (line {problem.line})" if problem.line else ""
-                self._problem(location, current, f"{problem.detail}{line}")
+                self._problem(location, current, f"{problem.detail.rstrip('.')}{line}")
                 return False
             self.sources[current] = source
             pending.extend(info.referenced)
@@ -145,7 +145,7 @@ class _Resolver:
         self.appeal = base.appeal
         self.case_title = base.case_title
 
-    def duplicate(self, location: Location, kind: str, name: str, key: SourceKey) -> None:
+    def duplicate(self, location: Location, kind: Text, name: str, key: SourceKey) -> None:
         self.problems.append(make_problem("SF301", location, kind=kind, name=name, first=self.sources.location(key)))
 
     # The skeleton ----------------------------------------------------------------------------
@@ -183,7 +183,9 @@ class _Resolver:
         definition, source = process.definition, process.source
         for role_id, role in definition.roles.items():
             if role_id in self.roles:
-                self.duplicate(source.location(("roles", role_id), key=True), "Rolle/role", role_id, ("role", role_id))
+                self.duplicate(
+                    source.location(("roles", role_id), key=True), Text("Rolle", "Role"), role_id, ("role", role_id)
+                )
                 continue
             self.roles[role_id] = role
             self.sources.add(("role", role_id), source, ("roles", role_id))
@@ -191,7 +193,7 @@ class _Resolver:
         for field_id, field_def in definition.fields.items():
             if field_id in self.fields:
                 location = source.location(("fields", field_id), key=True)
-                self.duplicate(location, "Felt/field", field_id, ("field", field_id))
+                self.duplicate(location, Text("Felt", "Field"), field_id, ("field", field_id))
                 continue
             self.fields[field_id] = ResolvedField(**field_def.model_dump(), origin="process")
             self.sources.add(("field", field_id), source, ("fields", field_id))
@@ -215,7 +217,11 @@ class _Resolver:
                 known = ", ".join(sorted(self.fields))
                 self.problems.append(make_problem("SF306", source.location(loc, key=True), name=field_id, known=known))
                 continue
-            changes = override.model_dump(exclude_none=True)
+            # Iterating keeps `label` and `help` as models; model_dump would turn them into dicts,
+            # and model_copy does not validate its update.
+            changes = {name: value for name, value in override if value is not None}
+            if override.required is not None:
+                self.sources.add(("field_required", field_id), source, (*loc, "required"))
             if override.required is False and current.required:
                 self.problems.append(
                     make_problem(
@@ -419,7 +425,7 @@ def _apply_step_changes(
                     source.location((*loc, operation)),
                     name=anchor,
                     skeleton=definition.extends,
-                    operation="fjernet/removed" if operation == "remove" else "erstattet/replaced",
+                    operation=Text("fjernes", "removed") if operation == "remove" else Text("erstattes", "replaced"),
                 )
             )
             continue
@@ -439,7 +445,7 @@ def _apply_step_changes(
                 make_problem(
                     "SF301",
                     source.location((*loc, "step", "id")),
-                    kind="Trin/step",
+                    kind=Text("Trin", "Step"),
                     name=new_step.id,
                     first=sources.location(("step", new_step.id)),
                 )

@@ -81,12 +81,20 @@ class _Constructor:
         self.source.value_positions.setdefault(loc, (mark.line + 1, mark.column + 1))
 
         if isinstance(node, MappingNode):
+            self._check_collection_tag(node, "map")
             return self._mapping(node, loc)
         if isinstance(node, SequenceNode):
+            self._check_collection_tag(node, "seq")
             return [self.build(item, (*loc, index)) for index, item in enumerate(node.value)]
         if isinstance(node, ScalarNode):
             return self._scalar(node)
         raise TypeError(f"unexpected YAML node {node!r}")  # pragma: no cover - composer never yields others
+
+    def _check_collection_tag(self, node: Node, kind: str) -> None:
+        # A tag such as `!custom {...}` or `!!set` would otherwise be read as a plain mapping or list.
+        tag = str(node.tag)
+        if tag != _TAG + kind:
+            self.problems.append(make_problem("SF106", self._where(node), tag=tag))
 
     def _mapping(self, node: MappingNode, loc: Loc) -> dict[Any, Any]:
         result: dict[Any, Any] = {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from jinja2 import TemplateError, TemplateSyntaxError
 from pydantic import ValidationError
 
 from engine.actions import ACTIONS
@@ -20,12 +21,13 @@ from engine.definitions.fields import FIELD_TYPES, OPTION_NAMES
 from engine.definitions.model import AUTOMATIC_KINDS, Deadline, ResolvedProcess, ResolvedStep
 from engine.definitions.problems import Location, Problem, make_problem
 from engine.definitions.resolve import SourceKey, SourceMap
-from engine.definitions.templates import LETTER_NAMES, TemplateProblem, analyse_template
+from engine.definitions.templates import LETTER_NAMES, TemplateProblem, analyse_template, title_template
+from engine.i18n import Text
 
 
-def _known(names: Iterable[str]) -> str:
-    listed = sorted(names)
-    return ", ".join(listed) if listed else "(ingen/none)"
+def _known(names: Iterable[str]) -> Text:
+    listed = ", ".join(sorted(names))
+    return Text(listed, listed) if listed else Text("(ingen)", "(none)")
 
 
 class _Checker:
@@ -38,6 +40,12 @@ class _Checker:
     def at(self, key: SourceKey, *sub: str | int, use_key: bool = False) -> Location:
         return self.sources.location(key, *sub, use_key=use_key)
 
+    def at_override(self, override: SourceKey, key: SourceKey, name: str, *, use_key: bool = False) -> Location:
+        """Point at the process's override of `name` when it has one, else at `name` in the definition."""
+        if override in self.sources.entries:
+            return self.at(override)
+        return self.at(key, name, use_key=use_key)
+
     def add(self, code: str, location: Location, **params: Any) -> None:
         self.problems.append(make_problem(code, location, **params))
 
@@ -48,6 +56,7 @@ class _Checker:
         self.check_letters()
         self.check_deadlines()
         self.check_roles()
+        self.check_case_title()
         return self.problems
 
     # Fields ------------------------------------------------------------------------------
@@ -74,7 +83,7 @@ class _Checker:
             if field.required and field.source != "application":
                 self.add(
                     "SF316",
-                    self.at(key, "required", use_key=True),
+                    self.at_override(("field_required", field_id), key, "required", use_key=True),
                     name=field_id,
                     type=field.type,
                     detail="'required' applies only to fields with source: application; "
@@ -92,7 +101,7 @@ class _Checker:
         for phase in phases:
             location = self.at(("phase", phase.id), "id")
             if phase.id in seen:
-                self.add("SF301", location, kind="Fase/phase", name=phase.id, first=seen[phase.id])
+                self.add("SF301", location, kind=Text("Fase", "Phase"), name=phase.id, first=seen[phase.id])
             seen.setdefault(phase.id, location)
 
         phase_ids = {phase.id for phase in phases}
@@ -155,7 +164,7 @@ class _Checker:
                 key = ("step", step.id)
                 location = self.at(key, "id")
                 if step.id in seen:
-                    self.add("SF301", location, kind="Trin/step", name=step.id, first=seen[step.id])
+                    self.add("SF301", location, kind=Text("Trin", "Step"), name=step.id, first=seen[step.id])
                 seen.setdefault(step.id, location)
                 self.check_step(step, earlier)
                 earlier.add(step.id)
@@ -189,7 +198,7 @@ class _Checker:
         if step.when is not None:
             self.check_guard(step.when, self.at(key, "when"))
         if step.deadline is not None:
-            self.check_deadline(step.deadline, self.at(key, "deadline"))
+            self.check_deadline(step.deadline, self.at_override(("step_deadline", step.id), key, "deadline"))
 
         if step.kind == "task":
             self._misplaced(step, ("action", "params", "letter", "approves", "eyes"))
@@ -309,15 +318,27 @@ class _Checker:
         units = {unit.value for unit in DeadlineUnit}
         rules = {rule.value for rule in DayRule}
         if deadline.unit not in units:
-            self.add("SF317", location, detail=f"the unit '{deadline.unit}' is unknown; use one of {_known(units)}")
+            listed = ", ".join(sorted(units))
+            self.add("SF317", location, detail=f"the unit '{deadline.unit}' is unknown; use one of {listed}")
         if deadline.rule not in rules:
-            self.add("SF317", location, detail=f"the rule '{deadline.rule}' is unknown; use one of {_known(rules)}")
+            listed = ", ".join(sorted(rules))
+            self.add("SF317", location, detail=f"the rule '{deadline.rule}' is unknown; use one of {listed}")
 
     def check_deadlines(self) -> None:
         if self.process.processing_deadline is not None:
             self.check_deadline(self.process.processing_deadline, self.at(("processing_deadline",)))
         if self.process.appeal is not None:
             self.check_deadline(self.process.appeal.deadline, self.at(("appeal",), "deadline"))
+
+    def check_case_title(self) -> None:
+        if self.process.case_title is None:
+            return
+        try:
+            title_template(self.process.case_title)
+        except TemplateError as error:
+            line = f" (line {error.lineno})" if isinstance(error, TemplateSyntaxError) else ""
+            detail = f"{(error.message or type(error).__name__).rstrip('.')}{line}"
+            self.add("SF202", self.at(("case_title",)), key="case_title", detail=detail)
 
     # Letters ------------------------------------------------------------------------------
 
@@ -337,15 +358,15 @@ class _Checker:
                 info = infos.get(template)
                 if info is None:
                     continue
-                for chain_name in self._chain(template, infos):
-                    for variable in sorted(infos[chain_name].variables - allowed):
-                        if (chain_name, variable) in reported:
+                for used in self._used_templates(template, infos):
+                    for variable in sorted(infos[used].variables - allowed):
+                        if (used, variable) in reported:
                             continue
-                        reported.add((chain_name, variable))
+                        reported.add((used, variable))
                         self.add(
                             "SF312",
                             self.at(key, "template", language),
-                            template=chain_name,
+                            template=used,
                             name=variable,
                             known=_known(allowed),
                         )
@@ -353,6 +374,21 @@ class _Checker:
                     self.check_locked_letter(letter_id, language, template, infos)
             if "da" not in letter.templates and letter.templates:
                 self.add("SF201", self.at(key, "template"), key="da")
+
+    @staticmethod
+    def _used_templates(name: str, infos: dict[str, Any]) -> list[str]:
+        """Return `name` and every template it extends or includes, directly or through others."""
+        # NOTE: an included template is checked on its own, so a loop variable of the template
+        # that includes it is reported as unknown.
+        found: list[str] = []
+        pending = [name]
+        while pending:
+            current = pending.pop(0)
+            if current in found or current not in infos:
+                continue
+            found.append(current)
+            pending.extend(sorted(infos[current].referenced))
+        return found
 
     def _chain(self, name: str, infos: dict[str, Any]) -> list[str]:
         chain: list[str] = []

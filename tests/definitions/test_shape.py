@@ -1,0 +1,200 @@
+"""The shape of a document, checked by the pydantic models: keys, types and ids (SF2xx)."""
+
+from __future__ import annotations
+
+from tests.definitions.conftest import LoadProcess
+from tests.definitions.helpers import DEMO_FILE, HEADER, demo, formatted, single
+
+PROCESS_KEYS = (
+    "appeal, case_title, classification, description, extends, fee, field_overrides, fields, legal_basis, "
+    "letters, process, processing_deadline, roles, step_deadlines, steps, title"
+)
+STEP_KEYS = (
+    "action, approves, deadline, description, eyes, form, id, kind, label, letter, locked, params, required, role, when"
+)
+
+
+def test_unknown_key_with_did_you_mean(load_process: LoadProcess) -> None:
+    problem = single(load_process(demo("titel: {da: Demo, en: Demo}\n")))
+
+    assert problem.format("en") == (
+        f"{DEMO_FILE}:8:1: SF200 Unknown key 'titel'. Allowed keys here: {PROCESS_KEYS} (did you mean 'title'?)."
+    )
+    assert problem.format("da") == (
+        f"{DEMO_FILE}:8:1: SF200 Ukendt nøgle 'titel'. Tilladte nøgler her: {PROCESS_KEYS} (mente du 'title'?)."
+    )
+
+
+def test_unknown_key_without_close_match(load_process: LoadProcess) -> None:
+    problem = single(load_process(demo("colour: blue\n")))
+
+    assert problem.format("en") == f"{DEMO_FILE}:8:1: SF200 Unknown key 'colour'. Allowed keys here: {PROCESS_KEYS}."
+
+
+def test_unknown_key_inside_inserted_step(load_process: LoadProcess) -> None:
+    text = demo(
+        """\
+        steps:
+          - insert_after: fact_assessment
+            step:
+              id: extra
+              kind: task
+              rol: caseworker
+              label: {da: Ekstra, en: Extra}
+        """
+    )
+    problem = single(load_process(text))
+
+    assert problem.format("en") == (
+        f"{DEMO_FILE}:13:7: SF200 Unknown key 'rol'. Allowed keys here: {STEP_KEYS} (did you mean 'role'?)."
+    )
+
+
+def test_missing_key(load_process: LoadProcess) -> None:
+    text = HEADER.replace('classification: "01.02.03"\n', "")
+    problem = single(load_process(text))
+
+    assert (
+        problem.format("en")
+        == f"{DEMO_FILE}:1:1: SF201 The key 'classification' is missing. Add 'classification:' here."
+    )
+
+
+def test_missing_language_in_label(load_process: LoadProcess) -> None:
+    problem = single(load_process(demo("description: {da: Kun dansk}\n")))
+
+    assert problem.format("en") == f"{DEMO_FILE}:8:14: SF201 The key 'en' is missing. Add 'en:' here."
+
+
+def test_classification_with_dots_is_text(load_process: LoadProcess) -> None:
+    # 09.05.02 has two dots, so YAML cannot read it as a number and keeps the text.
+    text = HEADER.replace('classification: "01.02.03"', "classification: 09.05.02")
+    loaded = load_process(text)
+
+    assert formatted(loaded) == []
+    assert loaded.compiled["demo"].definition.classification == "09.05.02"
+
+
+def test_number_where_text_is_expected(load_process: LoadProcess) -> None:
+    text = HEADER.replace('reference: "§ 1"', "reference: 12")
+    problem = single(load_process(text))
+
+    assert problem.format("en") == (
+        f"{DEMO_FILE}:6:16: SF204 'legal_basis.0.reference' must be text, but YAML reads 12 as a number. "
+        "Put quotes around the value: '12'."
+    )
+    assert problem.text.da == "'legal_basis.0.reference' skal være tekst, men YAML læser 12 som et tal."
+
+
+def test_date_where_text_is_expected(load_process: LoadProcess) -> None:
+    text = HEADER.replace('reference: "§ 1"', "reference: 2024-06-14")
+    problem = single(load_process(text))
+
+    assert problem.code == "SF204"
+    assert problem.text.en == "'legal_basis.0.reference' must be text, but YAML reads 2024-06-14 as a date."
+
+
+def test_boolean_where_text_is_expected(load_process: LoadProcess) -> None:
+    text = HEADER.replace('reference: "§ 1"', "reference: true")
+    problem = single(load_process(text))
+
+    assert problem.code == "SF204"
+    assert problem.text.en == "'legal_basis.0.reference' must be text, but YAML reads true as a boolean."
+
+
+def test_yes_stays_text_in_yaml_1_2(load_process: LoadProcess) -> None:
+    text = HEADER.replace('reference: "§ 1"', "reference: yes")
+    loaded = load_process(text)
+
+    assert formatted(loaded) == []
+    assert loaded.compiled["demo"].definition.legal_basis[0].reference == "yes"
+
+
+def test_invalid_process_id(load_process: LoadProcess) -> None:
+    text = HEADER.replace("process: demo", "process: Demo_1")
+    problem = single(load_process(text))
+
+    assert problem.format("en") == (
+        f"{DEMO_FILE}:1:10: SF203 'Demo_1' is not a valid id. "
+        "Use lower-case letters a-z, digits and -, starting with a letter."
+    )
+
+
+def test_invalid_field_id(load_process: LoadProcess) -> None:
+    text = demo(
+        """\
+        fields:
+          Permit-Number:
+            type: text
+            label: {da: Nummer, en: Number}
+        """
+    )
+    problem = single(load_process(text))
+
+    assert problem.format("en") == (
+        f"{DEMO_FILE}:9:3: SF203 'Permit-Number' is not a valid id. "
+        "Use lower-case letters a-z, digits and _, starting with a letter."
+    )
+
+
+def test_invalid_value(load_process: LoadProcess) -> None:
+    text = demo(
+        """\
+        steps:
+          - insert_after: fact_assessment
+            step: {id: extra, kind: robot, label: {da: Ekstra, en: Extra}}
+        """
+    )
+    problem = single(load_process(text))
+
+    assert problem.format("en") == (
+        f"{DEMO_FILE}:10:29: SF202 Invalid value for 'steps.0.step.kind': "
+        "Input should be 'task', 'action', 'letter' or 'approval'."
+    )
+
+
+def test_classification_of_wrong_shape(load_process: LoadProcess) -> None:
+    text = HEADER.replace('classification: "01.02.03"', 'classification: "1.2.3"')
+    problem = single(load_process(text))
+
+    assert problem.format("en") == (
+        f"{DEMO_FILE}:7:17: SF202 Invalid value for 'classification': it must match ^\\d{{2}}\\.\\d{{2}}\\.\\d{{2}}$."
+    )
+
+
+def test_all_shape_errors_reported_together(load_process: LoadProcess) -> None:
+    text = demo(
+        """\
+        fields:
+          count:
+            type: integer
+            labl: {da: Antal, en: Count}
+        steps:
+          - remove: Fact
+          - remove: 12
+        """
+    )
+    loaded = load_process(text)
+
+    assert [(problem.code, problem.location.line) for problem in loaded.problems] == [
+        ("SF201", 10),
+        ("SF200", 11),
+        ("SF203", 13),
+        ("SF204", 14),
+    ]
+    assert loaded.problems[0].text.en == "The key 'label' is missing."
+
+
+def test_number_as_mapping_key(load_process: LoadProcess) -> None:
+    text = demo(
+        """\
+        fields:
+          1: {type: text, label: {da: Et, en: One}}
+        """
+    )
+    problem = single(load_process(text))
+
+    assert problem.format("en") == (
+        f"{DEMO_FILE}:9:3: SF204 'fields.1' must be text, but YAML reads 1 as a number. "
+        "Put quotes around the value: '1'."
+    )
