@@ -89,7 +89,8 @@ class MailboxDigitalPost:
 
     def send(self, message: PostMessage) -> str:
         self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / f"{message.message_id}.json"
+        # Colons in message ids are not allowed in file names on every system.
+        path = self.folder / f"{message.message_id.replace(':', '_')}.json"
         receipt = f"fake-{message.message_id}"
         if path.exists():
             return receipt
