@@ -78,8 +78,9 @@ intake_roles: [caseworker]
 fields:
   amount: {type: integer, label: {da: Beløb, en: Amount}}
 phases:
-  - {id: one, label: {da: En, en: One}, next: [{to: two}]}
-  - {id: two, label: {da: To, en: Two}, next: [{to: one}]}
+  - {id: one, label: {da: En, en: One}, next: [{to: two, when: amount >= 0}, {to: end}]}
+  - {id: two, label: {da: To, en: Two}, next: [{to: one, when: amount >= 0}, {to: end}]}
+  - {id: end, label: {da: Slut, en: End}, final: true}
 """
 
 LOOP_PROCESS = """

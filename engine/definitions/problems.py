@@ -363,6 +363,77 @@ CATALOG: dict[str, Entry] = {
         _t("Flyt filen til processes/{skeleton}/.", "Move the file to processes/{skeleton}/."),
         "warning",
     ),
+    # The phase graph.
+    "SF323": Entry(
+        "unreachable-phase",
+        _t(
+            "Fasen '{name}' kan ikke nås fra den første fase '{first}'.",
+            "The phase '{name}' cannot be reached from the first phase '{first}'.",
+        ),
+        _t(
+            "Tilføj en overgang til fasen fra en anden fase, eller fjern den.",
+            "Add a transition to the phase from another phase, or remove it.",
+        ),
+    ),
+    "SF324": Entry(
+        "no-way-to-final-phase",
+        _t(
+            "Fra fasen '{name}' fører ingen vej til en slutfase, så en sag her kan aldrig afsluttes.",
+            "No path leads from the phase '{name}' to a final phase, so a case there can never be closed.",
+        ),
+        _t(
+            "Tilføj en overgang mod en fase med 'final: true'.",
+            "Add a transition towards a phase with 'final: true'.",
+        ),
+    ),
+    "SF325": Entry(
+        "unused-transition",
+        _t(
+            "Overgangen fra '{name}' til '{target}' bruges aldrig, fordi en overgang uden betingelse står før den.",
+            "The transition from '{name}' to '{target}' is never taken, because a transition without a condition "
+            "comes before it.",
+        ),
+        _t(
+            "Overgange prøves i rækkefølge; flyt den ubetingede overgang sidst.",
+            "Transitions are tried in order; move the unconditional transition last.",
+        ),
+        "warning",
+    ),
+    "SF326": Entry(
+        "no-default-transition",
+        _t(
+            "Alle overgange fra fasen '{name}' har en betingelse; holder ingen af dem, går sagen i stå "
+            "med en konflikt.",
+            "Every transition from the phase '{name}' has a condition; when none holds, the case stops with a "
+            "conflict.",
+        ),
+        _t(
+            "Tilføj en sidste overgang uden 'when', eller sørg for, at betingelserne dækker alle tilfælde.",
+            "Add a last transition without 'when', or make sure the conditions cover every case.",
+        ),
+        "warning",
+    ),
+    "SF327": Entry(
+        "automatic-loop",
+        _t(
+            "Faserne {cycle} danner en løkke uden manuelle trin og uden betingelser; en sag ville skifte fase "
+            "i det uendelige.",
+            "The phases {cycle} form a loop without manual steps or conditions; a case would change phase forever.",
+        ),
+        _t(
+            "Tilføj et manuelt trin i en af faserne, eller en betingelse på en af overgangene.",
+            "Add a manual step to one of the phases, or a condition to one of the transitions.",
+        ),
+    ),
+    "SF328": Entry(
+        "duplicate-condition",
+        _t(
+            "Fasen '{name}' har to overgange med betingelsen '{expression}'; kun den første bruges.",
+            "The phase '{name}' has two transitions with the condition '{expression}'; only the first is used.",
+        ),
+        _t("Ret eller fjern den anden overgang.", "Correct or remove the second transition."),
+        "warning",
+    ),
 }
 
 

@@ -18,6 +18,7 @@ from engine.actions import ACTIONS
 from engine.calendar import DayRule, DeadlineUnit
 from engine.definitions.expressions import GUARD_NAMES, ExpressionError, compile_guard
 from engine.definitions.fields import FIELD_TYPES, OPTION_NAMES
+from engine.definitions.graph import check_graph
 from engine.definitions.model import AUTOMATIC_KINDS, Deadline, ResolvedProcess, ResolvedStep
 from engine.definitions.problems import Location, Problem, make_problem
 from engine.definitions.resolve import SourceKey, SourceMap
@@ -52,6 +53,7 @@ class _Checker:
     def run(self) -> list[Problem]:
         self.check_fields()
         self.check_phases()
+        check_graph(self.process, self.add, self.at)
         self.check_steps()
         self.check_letters()
         self.check_deadlines()

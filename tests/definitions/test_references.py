@@ -260,11 +260,13 @@ def test_transition_to_unknown_phase(root: Path) -> None:
     edit_skeleton(root, "      - to: hoering\n", "      - to: hearing\n")
     write(root, DEMO_FILE, HEADER)
     loaded = load_definitions(root)
-    problem = single(loaded)
 
-    assert problem.format("en") == (
-        f"{SKELETON_FILE}:241:13: SF305 The phase 'hearing' does not exist. Known phases: {PHASE_IDS}."
-    )
+    assert formatted(loaded) == [
+        f"{SKELETON_FILE}:241:13: SF305 The phase 'hearing' does not exist. Known phases: {PHASE_IDS}.",
+        # The renamed transition was the only way into the consultation phase.
+        f"{SKELETON_FILE}:245:9: SF323 The phase 'hoering' cannot be reached from the first phase 'receipt'. "
+        "Add a transition to the phase from another phase, or remove it.",
+    ]
     assert loaded.compiled == {}, "a process must not compile on a broken skeleton"
 
 
@@ -279,12 +281,15 @@ def test_final_phase_with_transitions(root: Path) -> None:
 
 def test_phase_without_transitions(root: Path) -> None:
     edit_skeleton(root, "    next:\n      - to: closed\n", "")
-    problem = single(load_definitions(root))
+    problems = formatted(load_definitions(root))
 
-    assert problem.format("en") == (
+    assert problems == [
         f"{SKELETON_FILE}:312:9: SF320 The phase 'closing': a phase that is not final needs at least one "
-        "transition in 'next'."
-    )
+        "transition in 'next'.",
+        # The final phase was only reachable through the removed transition.
+        f"{SKELETON_FILE}:322:9: SF323 The phase 'closed' cannot be reached from the first phase 'receipt'. "
+        "Add a transition to the phase from another phase, or remove it.",
+    ]
 
 
 def test_guard_with_unknown_field(load_process: LoadProcess) -> None:
