@@ -434,6 +434,19 @@ CATALOG: dict[str, Entry] = {
         _t("Ret eller fjern den anden overgang.", "Correct or remove the second transition."),
         "warning",
     ),
+    "SF329": Entry(
+        "locked-step-weakened",
+        _t(
+            "Trinnet '{name}' er låst af skelettet '{skeleton}', og erstatningen svækker det: {detail}.",
+            "The step '{name}' is locked by the skeleton '{skeleton}', and the replacement weakens it: {detail}.",
+        ),
+        _t(
+            "Et låst trin må kun erstattes af et trin med samme id, type, rolle og mål, som stadig er påkrævet, "
+            "er uden ny betingelse og har mindst lige så mange øjne.",
+            "A locked step may only be replaced by a step with the same id, kind, role and target that is still "
+            "required, has no new condition and has at least as many eyes.",
+        ),
+    ),
 }
 
 

@@ -21,6 +21,7 @@ from engine.definitions.model import (
     ResolvedStep,
     RoleDef,
     SkeletonDef,
+    StepChange,
     StepDef,
     TemplateRef,
 )
@@ -362,6 +363,47 @@ def _letter_entry(
     }
 
 
+def _weakenings(original: ResolvedStep, replacement: StepDef) -> list[Text]:
+    """List how `replacement` would weaken the locked step `original`; empty when it keeps the safeguard."""
+    found: list[Text] = []
+    if replacement.id != original.id:
+        found.append(Text(f"id'et skal forblive '{original.id}'", f"the id must stay '{original.id}'"))
+    if replacement.kind != original.kind:
+        found.append(
+            Text(
+                f"typen '{original.kind}' bliver til '{replacement.kind}'",
+                f"the kind '{original.kind}' becomes '{replacement.kind}'",
+            )
+        )
+    if not replacement.required:
+        found.append(Text("trinnet bliver valgfrit", "the step becomes optional"))
+    if replacement.when is not None and replacement.when != original.when:
+        found.append(
+            Text("trinnet får en betingelse og kan springes over", "the step gets a condition and can be skipped")
+        )
+    for name, da, en in (
+        ("role", "rollen", "the role"),
+        ("approves", "det godkendte trin", "the approved step"),
+        ("letter", "brevet", "the letter"),
+        ("action", "handlingen", "the action"),
+    ):
+        before, after = getattr(original, name), getattr(replacement, name)
+        if before is not None and after is None:
+            found.append(Text(f"{da} '{before}' falder væk", f"{en} '{before}' is dropped"))
+        elif before is not None and after != before:
+            found.append(
+                Text(f"{da} ændres fra '{before}' til '{after}'", f"{en} changes from '{before}' to '{after}'")
+            )
+    if original.eyes is not None and (replacement.eyes or 0) < original.eyes:
+        found.append(
+            Text(
+                f"godkendelsen sænkes fra {original.eyes} til {replacement.eyes} øjne",
+                f"the approval is lowered from {original.eyes} to {replacement.eyes} eyes",
+            )
+        )
+    return found
+
+
 def _all_step_ids(phases: list[dict[str, Any]]) -> list[str]:
     return [step.id for entry in phases for step in entry["steps"]]
 
@@ -374,6 +416,44 @@ def _find_step(phases: list[dict[str, Any]], step_id: str) -> tuple[dict[str, An
     return None
 
 
+def _operation(change: StepChange) -> tuple[str, str] | None:
+    """Return the change's one operation and its anchor step, or None when it has not exactly one."""
+    operations = [
+        (name, value)
+        for name, value in (
+            ("insert_after", change.insert_after),
+            ("insert_before", change.insert_before),
+            ("replace", change.replace),
+            ("remove", change.remove),
+        )
+        if value is not None
+    ]
+    return operations[0] if len(operations) == 1 else None
+
+
+def _locked_problem(
+    operation: str, anchor_step: ResolvedStep, change: StepChange, definition: ProcessDef, location: Location
+) -> Problem | None:
+    """Return the problem with changing a locked step this way, or None when the change is allowed."""
+    if not anchor_step.locked:
+        return None
+    if operation == "remove":
+        return make_problem(
+            "SF303", location, name=anchor_step.id, skeleton=definition.extends, operation=Text("fjernes", "removed")
+        )
+    if operation == "replace" and change.step is not None:
+        weakenings = _weakenings(anchor_step, change.step)
+        if weakenings:
+            return make_problem(
+                "SF329",
+                location,
+                name=anchor_step.id,
+                skeleton=definition.extends,
+                detail=Text("; ".join(w.da for w in weakenings), "; ".join(w.en for w in weakenings)),
+            )
+    return None
+
+
 def _apply_step_changes(
     definition: ProcessDef,
     source: SourceFile,
@@ -383,20 +463,11 @@ def _apply_step_changes(
 ) -> None:
     for change_index, change in enumerate(definition.steps):
         loc: Loc = ("steps", change_index)
-        operations = {
-            name: value
-            for name, value in (
-                ("insert_after", change.insert_after),
-                ("insert_before", change.insert_before),
-                ("replace", change.replace),
-                ("remove", change.remove),
-            )
-            if value is not None
-        }
-        if len(operations) != 1:
+        found_operation = _operation(change)
+        if found_operation is None:
             problems.append(make_problem("SF318", source.location(loc)))
             continue
-        operation, anchor = next(iter(operations.items()))
+        operation, anchor = found_operation
 
         if operation == "remove" and change.step is not None:
             problems.append(
@@ -406,28 +477,16 @@ def _apply_step_changes(
 
         found = _find_step(phases, anchor)
         if found is None:
-            problems.append(
-                make_problem(
-                    "SF302",
-                    source.location((*loc, operation)),
-                    name=anchor,
-                    known=", ".join(_all_step_ids(phases)),
-                )
-            )
+            known = ", ".join(_all_step_ids(phases))
+            problems.append(make_problem("SF302", source.location((*loc, operation)), name=anchor, known=known))
             continue
         phase_entry, index = found
         anchor_step: ResolvedStep = phase_entry["steps"][index]
 
-        if operation in ("replace", "remove") and anchor_step.locked:
-            problems.append(
-                make_problem(
-                    "SF303",
-                    source.location((*loc, operation)),
-                    name=anchor,
-                    skeleton=definition.extends,
-                    operation=Text("fjernes", "removed") if operation == "remove" else Text("erstattes", "replaced"),
-                )
-            )
+        where = source.location((*loc, "step" if operation == "replace" else operation))
+        locked = _locked_problem(operation, anchor_step, change, definition, where)
+        if locked is not None:
+            problems.append(locked)
             continue
 
         if operation == "remove":
@@ -439,6 +498,9 @@ def _apply_step_changes(
             continue
 
         new_step = _resolved_step(change.step, "process")
+        if anchor_step.locked:
+            # A permitted replacement of a locked step stays locked for processes that extend this one.
+            new_step = new_step.model_copy(update={"locked": True})
         existing = _find_step(phases, new_step.id)
         if existing is not None and not (operation == "replace" and new_step.id == anchor):
             problems.append(
@@ -452,12 +514,16 @@ def _apply_step_changes(
             )
             continue
 
-        if operation == "replace":
-            phase_entry["steps"][index] = new_step
-            if new_step.id != anchor:
-                sources.entries.pop(("step", anchor), None)
-        elif operation == "insert_after":
-            phase_entry["steps"].insert(index + 1, new_step)
-        else:
-            phase_entry["steps"].insert(index, new_step)
+        _place(phase_entry["steps"], index, operation, new_step)
+        if operation == "replace" and new_step.id != anchor:
+            sources.entries.pop(("step", anchor), None)
         sources.add(("step", new_step.id), source, (*loc, "step"))
+
+
+def _place(steps: list[ResolvedStep], index: int, operation: str, step: ResolvedStep) -> None:
+    if operation == "replace":
+        steps[index] = step
+    elif operation == "insert_after":
+        steps.insert(index + 1, step)
+    else:
+        steps.insert(index, step)

@@ -121,7 +121,7 @@ def test_locked_step_removed(load_process: LoadProcess) -> None:
     assert problem.text.da == ("Trinnet 'decision_approval' er låst af skelettet 'afgoerelse' og kan ikke fjernes.")
 
 
-def test_locked_step_replaced(load_process: LoadProcess) -> None:
+def test_locked_step_replaced_by_task(load_process: LoadProcess) -> None:
     text = demo(
         """\
         steps:
@@ -136,9 +136,81 @@ def test_locked_step_replaced(load_process: LoadProcess) -> None:
     problem = single(load_process(text))
 
     assert problem.format("en") == (
-        f"{DEMO_FILE}:9:14: SF303 The step 'decision_letter' is locked by the skeleton 'afgoerelse' and cannot "
-        "be replaced. Locked steps are legal safeguards; insert an extra step before or after instead."
+        f"{DEMO_FILE}:11:7: SF329 The step 'decision_letter' is locked by the skeleton 'afgoerelse', and the "
+        "replacement weakens it: the kind 'letter' becomes 'task'; the letter 'decision' is dropped. "
+        "A locked step may only be replaced by a step with the same id, kind, role and target that is still "
+        "required, has no new condition and has at least as many eyes."
     )
+
+
+def test_locked_approval_lowered_is_weakened(root: Path) -> None:
+    edit_skeleton(root, "        eyes: 4\n", "        eyes: 6\n")
+    text = demo(
+        """\
+        steps:
+          - replace: decision_approval
+            step:
+              id: decision_approval
+              kind: approval
+              role: approver
+              eyes: 4
+              approves: draft_decision
+              label: {da: Godkend, en: Approve}
+        """
+    )
+    write(root, DEMO_FILE, text)
+    problem = single(load_definitions(root))
+
+    assert problem.code == "SF329"
+    assert "the approval is lowered from 6 to 4 eyes" in problem.text.en
+
+
+def test_locked_approval_raised_to_six_eyes(load_process: LoadProcess) -> None:
+    text = demo(
+        """\
+        steps:
+          - replace: decision_approval
+            step:
+              id: decision_approval
+              kind: approval
+              role: approver
+              eyes: 6
+              approves: draft_decision
+              label: {da: Godkend af to, en: Approve by two}
+        """
+    )
+    loaded = load_process(text)
+
+    assert formatted(loaded) == []
+    approval = next(
+        step
+        for phase in loaded.compiled["demo"].definition.phases
+        for step in phase.steps
+        if step.id == "decision_approval"
+    )
+    assert approval.eyes == 6
+    assert approval.locked is True
+
+
+def test_locked_step_made_conditional_is_weakened(load_process: LoadProcess) -> None:
+    text = demo(
+        """\
+        steps:
+          - replace: decision_approval
+            step:
+              id: decision_approval
+              kind: approval
+              role: approver
+              eyes: 4
+              approves: draft_decision
+              when: decision_outcome == 'refused'
+              label: {da: Godkend, en: Approve}
+        """
+    )
+    problem = single(load_process(text))
+
+    assert problem.code == "SF329"
+    assert "the step gets a condition and can be skipped" in problem.text.en
 
 
 def test_step_change_with_two_operations(load_process: LoadProcess) -> None:
