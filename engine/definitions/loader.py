@@ -277,65 +277,145 @@ def load_definitions(root: Path, paths: Sequence[Path] | None = None) -> LoadedD
             result.problems.extend(validate_resolved(bare.process, bare.sources))
     skeleton_error_files = {p.location.file for p in result.errors}
 
-    process_origin: dict[str, Location] = {}
-    for path in process_files:
-        parsed = _parse(path, root, result, "process")
-        if parsed is None:
-            continue
-        definition, source = parsed
-        _load_process(LoadedProcess(definition, source), root, result, process_origin, skeleton_error_files)
+    # Every process file is read, so a requested process can extend one that was not requested;
+    # problems are reported only for the requested files and the processes they extend.
+    requested_files = {path.resolve() for path in process_files}
+    all_files = _yaml_files([root / PROCESSES_DIR]) if (root / PROCESSES_DIR).is_dir() else []
+    by_path = {path.resolve(): path for path in [*all_files, *process_files] if path.resolve() not in skeleton_paths}
+    index = _ProcessIndex()
+    for resolved_path, path in sorted(by_path.items()):
+        scratch = LoadedDefinitions(root=root)
+        parsed = _parse(path, root, scratch, "process")
+        index.add(resolved_path, parsed, scratch)
+
+    reported: set[Path] = set()
+    for resolved_path in sorted(requested_files):
+        reported.add(resolved_path)
+        reported |= index.ancestor_paths(resolved_path)
+    for resolved_path in sorted(reported):
+        index.report_file(resolved_path, result)
+    for resolved_path in sorted(requested_files):
+        process = index.by_path.get(resolved_path)
+        if process is not None and index.is_first(process):
+            _load_process(process, root, result, index, skeleton_error_files)
 
     result.problems = _deduplicate(result.problems)
     return result
+
+
+class _ProcessIndex:
+    """Every parsed process file, by path and by process id, with the problems of each file."""
+
+    def __init__(self) -> None:
+        self.by_path: dict[Path, LoadedProcess] = {}
+        self.by_id: dict[str, LoadedProcess] = {}
+        self.file_results: dict[Path, LoadedDefinitions] = {}
+        self.duplicates: dict[Path, Problem] = {}
+
+    def add(self, path: Path, parsed: tuple[Any, SourceFile] | None, scratch: LoadedDefinitions) -> None:
+        self.file_results[path] = scratch
+        if parsed is None:
+            return
+        definition, source = parsed
+        process = LoadedProcess(definition, source)
+        first = self.by_id.get(definition.process)
+        if first is not None:
+            self.duplicates[path] = make_problem(
+                "SF301",
+                source.location(("process",)),
+                kind=Text("Proces", "Process"),
+                name=definition.process,
+                first=first.source.location(("process",)),
+            )
+            return
+        self.by_path[path] = process
+        self.by_id[definition.process] = process
+
+    def is_first(self, process: LoadedProcess) -> bool:
+        return self.by_id.get(process.definition.process) is process
+
+    def report_file(self, path: Path, result: LoadedDefinitions) -> None:
+        scratch = self.file_results.get(path)
+        if scratch is not None:
+            result.files.extend(scratch.files)
+            result.problems.extend(scratch.problems)
+        if path in self.duplicates:
+            result.problems.append(self.duplicates[path])
+
+    def chain(self, process: LoadedProcess) -> tuple[list[LoadedProcess], list[str] | None]:
+        """Return the processes `process` extends (nearest first) and, if they loop, the loop's ids."""
+        ancestors: list[LoadedProcess] = []
+        seen = [process.definition.process]
+        current = process
+        while current.definition.extends in self.by_id:
+            parent = self.by_id[current.definition.extends]
+            if parent.definition.process in seen:
+                return ancestors, [*seen[seen.index(parent.definition.process) :], parent.definition.process]
+            ancestors.append(parent)
+            seen.append(parent.definition.process)
+            current = parent
+        return ancestors, None
+
+    def ancestor_paths(self, path: Path) -> set[Path]:
+        process = self.by_path.get(path)
+        if process is None:
+            return set()
+        ancestors, _ = self.chain(process)
+        return {ancestor.source.path.resolve() for ancestor in ancestors}
 
 
 def _load_process(
     process: LoadedProcess,
     root: Path,
     result: LoadedDefinitions,
-    origins: dict[str, Location],
+    index: _ProcessIndex,
     skeleton_error_files: set[str],
 ) -> None:
     definition, source = process.definition, process.source
-    location = source.location(("process",))
-    if definition.process in origins:
+    ancestors, cycle = index.chain(process)
+    if cycle is not None:
         result.problems.append(
-            make_problem(
-                "SF301",
-                location,
-                kind=Text("Proces", "Process"),
-                name=definition.process,
-                first=origins[definition.process],
-            )
+            make_problem("SF330", source.location(("extends",)), name=definition.process, cycle=" → ".join(cycle))
         )
         return
-    origins[definition.process] = location
-
-    skeleton = result.skeletons.get(definition.extends)
+    base_id = (ancestors[-1] if ancestors else process).definition.extends
+    skeleton = result.skeletons.get(base_id)
     if skeleton is None:
+        culprit = ancestors[-1] if ancestors else process
         result.problems.append(
             make_problem(
                 "SF300",
-                source.location(("extends",)),
-                name=definition.extends,
+                culprit.source.location(("extends",)),
+                name=base_id,
                 known=", ".join(sorted(result.skeletons)),
             )
         )
         return
     folder = Path(source.display).parent.name
-    if Path(source.display).parts[:1] == (PROCESSES_DIR,) and folder != definition.extends:
+    if Path(source.display).parts[:1] == (PROCESSES_DIR,) and folder != skeleton.definition.skeleton:
         result.problems.append(
-            make_problem("SF322", location, name=definition.process, skeleton=definition.extends, folder=folder)
+            make_problem(
+                "SF322",
+                source.location(("process",)),
+                name=definition.process,
+                skeleton=skeleton.definition.skeleton,
+                folder=folder,
+            )
         )
 
-    resolution = resolve(skeleton, process, root)
+    resolution = resolve(skeleton, process, root, list(reversed(ancestors)))
     problems = list(resolution.problems)
     if resolution.process is not None:
         problems.extend(validate_resolved(resolution.process, resolution.sources))
     result.problems.extend(problems)
     result.resolutions[definition.process] = resolution
 
-    blocked = any(p.severity == "error" for p in problems) or skeleton.source.display in skeleton_error_files
+    ancestor_files = {ancestor.source.display for ancestor in ancestors}
+    blocked = (
+        any(p.severity == "error" for p in problems)
+        or skeleton.source.display in skeleton_error_files
+        or any(p.severity == "error" and p.location.file in ancestor_files for p in result.problems)
+    )
     if resolution.process is not None and not blocked:
         result.compiled[definition.process] = CompiledProcess(resolution.process, content_hash(resolution.process))
 

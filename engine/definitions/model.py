@@ -15,7 +15,9 @@ A skeleton file (`skeletons/*.yaml`) declares a base process:
         next:
           - {to: screening}
 
-A process file (`processes/<skeleton>/*.yaml`) extends one skeleton:
+A process file (`processes/<skeleton>/*.yaml`) extends one skeleton, or another process
+whose variant it is (then it inherits that process's additions, legal basis and
+classification, and may change them further):
 
     process: cites-import
     extends: afgoerelse
@@ -237,12 +239,17 @@ class StepChange(Strict):
 
 class ProcessDef(Strict):
     process: ProcessId
-    extends: Identifier
+    extends: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]*$", max_length=64)] = Field(
+        description="A skeleton, or another process whose variant this is."
+    )
     title: Label
     description: Label | None = None
-    legal_basis: list[LegalBasis] = Field(min_length=1)
-    classification: Annotated[str, StringConstraints(pattern=r"^\d{2}\.\d{2}\.\d{2}$")] = Field(
-        description="Code in the agency's journal plan, shaped NN.NN.NN."
+    legal_basis: list[LegalBasis] | None = Field(
+        default=None, min_length=1, description="Required unless inherited from the process this one extends."
+    )
+    classification: Annotated[str, StringConstraints(pattern=r"^\d{2}\.\d{2}\.\d{2}$")] | None = Field(
+        default=None,
+        description="Code in the agency's journal plan, shaped NN.NN.NN. Required unless inherited.",
     )
     fee: Fee | None = None
     roles: dict[Identifier, RoleDef] = Field(default_factory=dict)
@@ -293,6 +300,7 @@ class ResolvedLetter(Strict):
 class ResolvedProcess(Strict):
     id: ProcessId
     skeleton: Identifier
+    parents: list[str] = Field(default_factory=list, description="Processes this one extends, nearest first.")
     title: Label
     description: Label | None
     legal_basis: list[LegalBasis]

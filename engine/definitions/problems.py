@@ -201,8 +201,14 @@ CATALOG: dict[str, Entry] = {
     # References and extension.
     "SF300": Entry(
         "unknown-skeleton",
-        _t("Skelettet '{name}' findes ikke.", "The skeleton '{name}' does not exist."),
-        _t("Kendte skeletter: {known}.", "Known skeletons: {known}."),
+        _t(
+            "'{name}' er hverken et skelet eller en proces.",
+            "'{name}' is neither a skeleton nor a process.",
+        ),
+        _t(
+            "Kendte skeletter: {known}. En proces kan også udvide en anden proces ved dens id.",
+            "Known skeletons: {known}. A process may also extend another process by its id.",
+        ),
     ),
     "SF301": Entry(
         "duplicate-id",
@@ -445,6 +451,17 @@ CATALOG: dict[str, Entry] = {
             "er uden ny betingelse og har mindst lige så mange øjne.",
             "A locked step may only be replaced by a step with the same id, kind, role and target that is still "
             "required, has no new condition and has at least as many eyes.",
+        ),
+    ),
+    "SF330": Entry(
+        "extends-cycle",
+        _t(
+            "Processen '{name}' udvider i sidste ende sig selv: {cycle}.",
+            "The process '{name}' ends up extending itself: {cycle}.",
+        ),
+        _t(
+            "Ret 'extends' i en af processerne, så kæden ender i et skelet.",
+            "Change 'extends' in one of the processes, so that the chain ends in a skeleton.",
         ),
     ),
 }

@@ -7,11 +7,14 @@ whether a step came from the skeleton or the process.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from engine.definitions.model import (
+    Fee,
+    LegalBasis,
     LetterDef,
     ProcessDef,
     ResolvedField,
@@ -145,6 +148,10 @@ class _Resolver:
         self.processing_deadline = base.processing_deadline
         self.appeal = base.appeal
         self.case_title = base.case_title
+        self.ancestors: list[LoadedProcess] = []
+        self.legal_basis: list[LegalBasis] | None = None
+        self.classification: str | None = None
+        self.fee: Fee | None = None
 
     def duplicate(self, location: Location, kind: Text, name: str, key: SourceKey) -> None:
         self.problems.append(make_problem("SF301", location, kind=kind, name=name, first=self.sources.location(key)))
@@ -200,11 +207,13 @@ class _Resolver:
             self.sources.add(("field", field_id), source, ("fields", field_id))
 
         self.override_fields(definition, source)
-        _apply_step_changes(definition, source, self.phases, self.sources, self.problems)
+        _apply_step_changes(
+            definition, source, self.phases, self.sources, self.problems, self.skeleton.definition.skeleton
+        )
         self.change_letters(definition, source)
         self.set_step_deadlines(definition, source)
 
-        for key in ("processing_deadline", "appeal", "case_title"):
+        for key in ("processing_deadline", "appeal", "case_title", "legal_basis", "classification", "fee"):
             value = getattr(definition, key)
             if value is not None:
                 setattr(self, key, value)
@@ -312,21 +321,38 @@ class _Resolver:
                 **common,
             )
         definition = self.process.definition
+        for key in ("legal_basis", "classification"):
+            if getattr(self, key) is None:
+                # Neither the process nor a process it extends gives it.
+                self.problems.append(make_problem("SF201", self.process.source.location(()), key=key))
         return ResolvedProcess(
             id=definition.process,
             title=definition.title,
             description=definition.description,
-            legal_basis=definition.legal_basis,
-            classification=definition.classification,
-            fee=definition.fee,
+            parents=list(reversed([ancestor.definition.process for ancestor in self.ancestors])),
+            legal_basis=self.legal_basis or [],
+            classification=self.classification or "00.00.00",
+            fee=self.fee,
             **common,
         )
 
 
-def resolve(skeleton: LoadedSkeleton, process: LoadedProcess | None, root: Path) -> Resolution:
-    """Resolve `process` against `skeleton`; with `process=None`, resolve the bare skeleton."""
+def resolve(
+    skeleton: LoadedSkeleton,
+    process: LoadedProcess | None,
+    root: Path,
+    ancestors: Sequence[LoadedProcess] = (),
+) -> Resolution:
+    """Resolve `process` against `skeleton`; with `process=None`, resolve the bare skeleton.
+
+    `ancestors` are the processes that `process` extends, from the one that extends the
+    skeleton down to its direct parent; their changes are applied first, in that order.
+    """
     resolver = _Resolver(skeleton, process, root)
+    resolver.ancestors = list(ancestors)
     resolver.take_skeleton()
+    for ancestor in ancestors:
+        resolver.take_process(ancestor)
     if process is not None:
         resolver.take_process(process)
     resolver.problems.extend(resolver.templates.problems)
@@ -432,14 +458,14 @@ def _operation(change: StepChange) -> tuple[str, str] | None:
 
 
 def _locked_problem(
-    operation: str, anchor_step: ResolvedStep, change: StepChange, definition: ProcessDef, location: Location
+    operation: str, anchor_step: ResolvedStep, change: StepChange, skeleton_id: str, location: Location
 ) -> Problem | None:
     """Return the problem with changing a locked step this way, or None when the change is allowed."""
     if not anchor_step.locked:
         return None
     if operation == "remove":
         return make_problem(
-            "SF303", location, name=anchor_step.id, skeleton=definition.extends, operation=Text("fjernes", "removed")
+            "SF303", location, name=anchor_step.id, skeleton=skeleton_id, operation=Text("fjernes", "removed")
         )
     if operation == "replace" and change.step is not None:
         weakenings = _weakenings(anchor_step, change.step)
@@ -448,7 +474,7 @@ def _locked_problem(
                 "SF329",
                 location,
                 name=anchor_step.id,
-                skeleton=definition.extends,
+                skeleton=skeleton_id,
                 detail=Text("; ".join(w.da for w in weakenings), "; ".join(w.en for w in weakenings)),
             )
     return None
@@ -460,6 +486,7 @@ def _apply_step_changes(
     phases: list[dict[str, Any]],
     sources: SourceMap,
     problems: list[Problem],
+    skeleton_id: str,
 ) -> None:
     for change_index, change in enumerate(definition.steps):
         loc: Loc = ("steps", change_index)
@@ -484,7 +511,7 @@ def _apply_step_changes(
         anchor_step: ResolvedStep = phase_entry["steps"][index]
 
         where = source.location((*loc, "step" if operation == "replace" else operation))
-        locked = _locked_problem(operation, anchor_step, change, definition, where)
+        locked = _locked_problem(operation, anchor_step, change, skeleton_id, where)
         if locked is not None:
             problems.append(locked)
             continue

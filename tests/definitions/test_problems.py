@@ -29,9 +29,13 @@ def test_plain_parameter_fills_both_languages() -> None:
     problem = make_problem("SF300", Location("demo.yaml", 2, 10), name="tilsyn", known="afgoerelse")
 
     assert problem.format("en") == (
-        "demo.yaml:2:10: SF300 The skeleton 'tilsyn' does not exist. Known skeletons: afgoerelse."
+        "demo.yaml:2:10: SF300 'tilsyn' is neither a skeleton nor a process. Known skeletons: afgoerelse. "
+        "A process may also extend another process by its id."
     )
-    assert problem.format("da") == "demo.yaml:2:10: SF300 Skelettet 'tilsyn' findes ikke. Kendte skeletter: afgoerelse."
+    assert problem.format("da") == (
+        "demo.yaml:2:10: SF300 'tilsyn' er hverken et skelet eller en proces. Kendte skeletter: afgoerelse. "
+        "En proces kan også udvide en anden proces ved dens id."
+    )
 
 
 def test_warning_is_marked_in_both_languages() -> None:

@@ -54,7 +54,8 @@ def test_unknown_skeleton_lists_known_ones(load_process: LoadProcess) -> None:
     problem = single(load_process(text, folder="tilsyn"))
 
     assert problem.format("en") == (
-        "processes/tilsyn/demo.yaml:2:10: SF300 The skeleton 'tilsyn' does not exist. Known skeletons: afgoerelse."
+        "processes/tilsyn/demo.yaml:2:10: SF300 'tilsyn' is neither a skeleton nor a process. Known skeletons: "
+        "afgoerelse. A process may also extend another process by its id."
     )
 
 
