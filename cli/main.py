@@ -235,6 +235,165 @@ def deploy(paths: PathsArgument = None, root: RootOption = None) -> None:
     )
 
 
+def _resolved(process_id: str, root: Path | None) -> Any:
+    """The resolved process `process_id` from the definition files, or exit 1 with its problems."""
+    loaded = _load(None, root)
+    resolution = loaded.resolutions.get(process_id)
+    errors = [problem for problem in loaded.errors if resolution is not None]
+    if resolution is None or process_id not in loaded.compiled:
+        if resolution is None:
+            known = ", ".join(sorted(loaded.resolutions)) or "-"
+            typer.echo(
+                _say(
+                    f"Fejl: processen '{process_id}' findes ikke. Kendte processer: {known}.",
+                    f"Error: the process '{process_id}' does not exist. Known processes: {known}.",
+                ),
+                err=True,
+            )
+        for problem in errors:
+            typer.echo(problem.format(state.language), err=True)
+        raise typer.Exit(1)
+    return resolution.process
+
+
+ProcessArgument = Annotated[str, typer.Argument(help="Procesens id / the process id, e.g. cites-import.")]
+
+
+@app.command()
+def show(process: ProcessArgument, root: RootOption = None) -> None:
+    """Vis den samlede proces: faser, trin, betingelser, frister / show the resolved process."""
+    from engine.definitions.present import show_process  # noqa: PLC0415
+
+    with _errors():
+        typer.echo(show_process(_resolved(process, root), state.language), nl=False)
+
+
+class DiagramFormat(StrEnum):
+    MERMAID = "mermaid"
+    DOT = "dot"
+
+
+@app.command()
+def diagram(
+    process: ProcessArgument,
+    root: RootOption = None,
+    output_format: Annotated[
+        DiagramFormat, typer.Option("--format", help="mermaid (Markdown) eller/or dot (Graphviz).")
+    ] = DiagramFormat.MERMAID,
+) -> None:
+    """Tegn procesens faser og overgange / draw the process's phases and transitions."""
+    from engine.definitions.present import dot_diagram, mermaid_diagram  # noqa: PLC0415
+
+    with _errors():
+        resolved = _resolved(process, root)
+    draw = dot_diagram if output_format == DiagramFormat.DOT else mermaid_diagram
+    typer.echo(draw(resolved, state.language), nl=False)
+
+
+@app.command()
+def fmt(
+    paths: Annotated[list[Path], typer.Argument(help="YAML-filer eller mapper / YAML files or folders.")],
+    check: Annotated[
+        bool, typer.Option("--check", help="Ændr intet; afslut med 1, hvis en fil ville blive ændret / change nothing.")
+    ] = False,
+) -> None:
+    """Normalisér YAML-filers layout og bevar kommentarer og rækkefølge / normalise YAML layout."""
+    from engine.definitions.formatting import format_file  # noqa: PLC0415
+
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml")))
+        elif path.exists():
+            files.append(path)
+        else:
+            typer.echo(_say(f"Fejl: {path} findes ikke.", f"Error: {path} does not exist."), err=True)
+            raise typer.Exit(1)
+    changed = failed = 0
+    for path in files:
+        formatted, problems = format_file(path, str(path))
+        if formatted is None:
+            failed += 1
+            for problem in problems:
+                typer.echo(problem.format(state.language), err=True)
+            continue
+        if formatted == path.read_text(encoding="utf-8"):
+            continue
+        changed += 1
+        if check:
+            typer.echo(_say(f"ville ændre {path}", f"would change {path}"))
+        else:
+            path.write_text(formatted, encoding="utf-8")
+            typer.echo(_say(f"ændrede {path}", f"changed {path}"))
+    typer.echo(
+        _say(
+            f"{len(files)} filer, {changed} {'ville blive ændret' if check else 'ændret'}, {failed} med fejl.",
+            f"{len(files)} files, {changed} {'would change' if check else 'changed'}, {failed} with errors.",
+        )
+    )
+    raise typer.Exit(1 if failed or (check and changed) else 0)
+
+
+@app.command()
+def diff(
+    process: ProcessArgument,
+    old: Annotated[int, typer.Argument(help="Gammel version / old version.")],
+    new: Annotated[int, typer.Argument(help="Ny version / new version.")],
+) -> None:
+    """Vis forskellen mellem to udrullede versioner / show what changed between two deployed versions."""
+    from engine.definitions.model import ResolvedProcess  # noqa: PLC0415
+    from engine.versions import diff_definitions, load_version  # noqa: PLC0415
+
+    with _errors():
+        service = _service()
+        with service.database.read() as session:
+            before = ResolvedProcess.model_validate(load_version(session, process, old).definition)
+            after = ResolvedProcess.model_validate(load_version(session, process, new).definition)
+    changes = diff_definitions(before, after)
+    for change in changes:
+        typer.echo(str(change))
+    typer.echo(_say(f"{len(changes)} ændringer.", f"{len(changes)} changes."))
+
+
+@app.command("migrate-cases")
+def migrate_cases(
+    process: ProcessArgument,
+    to: Annotated[int, typer.Option("--to", help="Målversion / target version.")],
+    mapping: Annotated[
+        list[str] | None,
+        typer.Option("--map", help="GAMMEL=NY for en fase eller et trin; kan gentages / OLD=NEW; repeatable."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Vis kun, hvad der ville ske / only show the plan.")
+    ] = False,
+) -> None:
+    """Flyt åbne sager til en anden version / move open cases to another version."""
+    from engine.versions import migrate_cases as migrate  # noqa: PLC0415
+    from engine.versions import parse_mapping  # noqa: PLC0415
+
+    with _errors():
+        service = _service()
+        pairs = parse_mapping(mapping or [])
+        with service.database.write() as session:
+            report = migrate(session, process, to, pairs, service.services.clock(), _operator().name, dry_run=dry_run)
+    for move in report.moves:
+        phase = move.phase[0] if move.phase[0] == move.phase[1] else f"{move.phase[0]} → {move.phase[1]}"
+        notes = [f"{old}→{new}" for old, new in move.renamed_steps.items()]
+        notes += [f"+{step}" for step in move.added_steps]
+        status = "; ".join(problem.get(state.language) for problem in move.problems) or ", ".join(notes) or "ok"
+        typer.echo(f"{move.journal_number}  v{move.from_version} → v{report.to_version}  {phase}  {status}")
+    if dry_run:
+        refused = len(report.refused)
+        typer.echo(
+            _say(
+                f"Prøvekørsel: {len(report.moves) - refused} kan flyttes, {refused} mangler en oversættelse.",
+                f"Dry run: {len(report.moves) - refused} can be moved, {refused} lack a mapping.",
+            )
+        )
+        raise typer.Exit(1 if refused else 0)
+    typer.echo(_say(f"{len(report.moves)} sager flyttet.", f"{len(report.moves)} cases moved."))
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Opdatér databasens skema til nyeste version / migrate the database schema to the newest revision."""

@@ -55,7 +55,8 @@ PROCESS_ID_PATTERN = r"^[a-z][a-z0-9-]*$"
 Identifier = Annotated[str, StringConstraints(pattern=FIELD_ID_PATTERN, max_length=64)]
 ProcessId = Annotated[str, StringConstraints(pattern=PROCESS_ID_PATTERN, max_length=64)]
 NonEmpty = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
-Origin = Literal["skeleton", "process"]
+# Where a part comes from: the skeleton, a process, or the skeleton with a process's change.
+Origin = Literal["skeleton", "process", "changed"]
 StepKind = Literal["task", "action", "letter", "approval"]
 AUTOMATIC_KINDS: frozenset[str] = frozenset({"action", "letter"})
 

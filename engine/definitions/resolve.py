@@ -242,7 +242,8 @@ class _Resolver:
                     )
                 )
                 changes.pop("required")
-            self.fields[field_id] = current.model_copy(update=changes)
+            origin = "changed" if current.origin == "skeleton" else current.origin
+            self.fields[field_id] = current.model_copy(update={**changes, "origin": origin})
 
     def change_letters(self, definition: ProcessDef, source: SourceFile) -> None:
         for letter_id, change in definition.letters.items():
@@ -261,7 +262,7 @@ class _Resolver:
                 existing["label"] = change.label
             if change.template is not None:
                 existing["templates"] = _template_names(change.template, source, (*loc, "template"), self.templates)
-                existing["origin"] = "process"
+                existing["origin"] = "changed" if existing["origin"] == "skeleton" else existing["origin"]
                 self.sources.add(("letter", letter_id), source, loc)
 
     def set_step_deadlines(self, definition: ProcessDef, source: SourceFile) -> None:
@@ -278,7 +279,9 @@ class _Resolver:
                 )
                 continue
             phase_entry, index = found
-            phase_entry["steps"][index] = phase_entry["steps"][index].model_copy(update={"deadline": deadline})
+            step = phase_entry["steps"][index]
+            origin = "changed" if step.origin == "skeleton" else step.origin
+            phase_entry["steps"][index] = step.model_copy(update={"deadline": deadline, "origin": origin})
             self.sources.add(("step_deadline", step_id), source, ("step_deadlines", step_id))
 
     # The result ------------------------------------------------------------------------------

@@ -111,7 +111,7 @@ def test_field_override_tightens_required(load_process: LoadProcess) -> None:
     assert field.required is True
     assert field.type == "cvr"
     assert field.label.en == "CVR number"
-    assert field.origin == "skeleton"
+    assert field.origin == "changed"
 
 
 def test_field_override_relabels_field(load_process: LoadProcess) -> None:
@@ -141,7 +141,7 @@ def test_letter_override_changes_only_template(root: Path, load_process: LoadPro
     assert receipt.templates == {"da": "processes/afgoerelse/demo/receipt.da.md.j2"}
     assert receipt.label.en == "Acknowledgement of receipt"
     assert receipt.locked is False
-    assert receipt.origin == "process"
+    assert receipt.origin == "changed"
     assert process.letters["decision"].origin == "skeleton"
     assert process.letters["decision"].templates == {
         "da": "skeletons/letters/decision.da.md.j2",
@@ -161,7 +161,7 @@ def test_locked_letter_keeps_skeleton_as_base(root: Path, load_process: LoadProc
     assert decision.locked is True
     assert decision.locked_blocks == ["reasons", "complaint_notice"]
     assert decision.base_templates["da"] == "skeletons/letters/decision.da.md.j2"
-    assert decision.origin == "process"
+    assert decision.origin == "changed"
 
 
 def test_new_letter_from_process(root: Path, load_process: LoadProcess) -> None:
@@ -188,7 +188,7 @@ def test_step_deadline_sets_deadline(load_process: LoadProcess) -> None:
 
     assert step.deadline is not None
     assert (step.deadline.value, step.deadline.unit, step.deadline.rule) == (10, "working_days", "standard")
-    assert step.origin == "skeleton"
+    assert step.origin == "changed"
 
 
 def test_step_deadline_replaces_skeleton_deadline(load_process: LoadProcess) -> None:
