@@ -175,3 +175,115 @@ def test_case_list_rejects_unknown_status(environment: dict[str, str]) -> None:
 
     assert code == 2
     assert "foo" in output
+
+
+def test_show_marks_origins(environment: dict[str, str]) -> None:
+    code, output = invoke(environment, "show", "cites-import")
+
+    assert code == 0
+    assert "cites-import: CITES-importtilladelse" in output
+    assert "  [S] applicant_name*: text, application, Ansøgers navn" in output
+    assert "  [S→P] applicant_cvr*: cvr, application, CVR-nummer" in output
+    assert "      [P] species_lookup: Slå arten op i Species+  (action species_plus_lookup; -)" in output
+    assert "            kun når: eu_annex == 'A'" in output
+    assert "      → fact_finding  når application_complete" in output
+
+
+def test_show_unknown_process(environment: dict[str, str]) -> None:
+    code, output = invoke(environment, "--lang", "en", "show", "cites-eksport")
+
+    assert code == 1
+    assert "Error: the process 'cites-eksport' does not exist. Known processes: cites-import." in output
+
+
+def test_diagram_mermaid_and_dot(environment: dict[str, str]) -> None:
+    mermaid = invoke(environment, "diagram", "cites-import")
+    dot = invoke(environment, "diagram", "cites-import", "--format", "dot")
+
+    assert mermaid[1].startswith("stateDiagram-v2\n  [*] --> receipt\n")
+    assert "  screening --> fact_finding: application_complete\n" in mermaid[1]
+    assert "  closed --> [*]\n" in mermaid[1]
+    assert dot[1].startswith('digraph "cites-import" {')
+    assert '"screening" -> "fact_finding" [label="application_complete"];' in dot[1]
+    assert dot[1].rstrip().endswith("}")
+
+
+def test_fmt_normalises_and_keeps_comments(environment: dict[str, str], tmp_path: Path) -> None:
+    path = tmp_path / "messy.yaml"
+    path.write_text(
+        "# A comment that stays\nprocess: demo\nlegal_basis:\n- title: {da: Lov, en: Act}\n  reference: x\n"
+    )
+
+    checked = invoke(environment, "fmt", "--check", str(path))
+    fixed = invoke(environment, "fmt", str(path))
+    again = invoke(environment, "fmt", "--check", str(path))
+
+    assert checked[0] == 1
+    assert fixed[0] == 0
+    assert path.read_text() == (
+        "# A comment that stays\nprocess: demo\nlegal_basis:\n  - title: {da: Lov, en: Act}\n    reference: x\n"
+    )
+    assert again[0] == 0
+
+
+def test_fmt_refuses_broken_yaml(environment: dict[str, str], tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("process: demo\nprocess: again\n")
+
+    code, output = invoke(environment, "fmt", str(path))
+
+    assert code == 1
+    assert "SF101" in output
+    assert path.read_text() == "process: demo\nprocess: again\n"
+
+
+def test_shipped_definitions_are_formatted(environment: dict[str, str]) -> None:
+    code, output = invoke(environment, "fmt", "--check", str(REPOSITORY / "skeletons"), str(REPOSITORY / "processes"))
+
+    assert code == 0, output
+
+
+def test_diff_and_migrate_cases(environment: dict[str, str], tmp_path: Path) -> None:
+    definitions = tmp_path / "definitions"
+    shutil.copytree(REPOSITORY / "skeletons", definitions / "skeletons")
+    shutil.copytree(REPOSITORY / "processes", definitions / "processes")
+    changed = {**environment, "SAGSFLOW_DEFINITIONS": str(definitions)}
+    invoke(changed, "db", "upgrade")
+    invoke(changed, "deploy")
+    database = Database(environment["SAGSFLOW_DATABASE_URL"])
+    service = Sagsflow(database, Services(OfflineSpeciesPlus(), FakeCompanyRegister(), MemoryDigitalPost()))
+    application = example("01")
+    case = service.submit(APPLICANT, application["process"], application["data"], "da")
+    database.dispose()
+    process = definitions / "processes" / "afgoerelse" / "cites-import.yaml"
+    process.write_text(
+        process.read_text(encoding="utf-8").replace(
+            "  - insert_after: export_permit_check\n",
+            "  - remove: consultation_replies\n  - insert_after: export_permit_check\n",
+        ),
+        encoding="utf-8",
+    )
+    invoke(changed, "deploy")
+
+    diff = invoke(changed, "diff", "cites-import", "1", "2")
+    dry = invoke(changed, "migrate-cases", "cites-import", "--to", "2", "--dry-run")
+    moved = invoke(changed, "migrate-cases", "cites-import", "--to", "2")
+    shown = invoke(changed, "case", "show", case["journal_number"])
+
+    assert diff == (0, "- step consultation_replies\n1 ændringer.\n")
+    assert dry[0] == 0
+    assert f"{case['journal_number']}  v1 → v2  screening  ok" in dry[1]
+    assert moved[0] == 0
+    assert "1 sager flyttet." in moved[1]
+    assert "(cites-import v2)" in shown[1]
+
+
+def test_migrate_cases_unknown_version(environment: dict[str, str]) -> None:
+    invoke(environment, "db", "upgrade")
+    invoke(environment, "deploy")
+
+    code, output = invoke(environment, "migrate-cases", "cites-import", "--to", "9")
+
+    assert code == 1
+    assert "Processen 'cites-import' har ingen version 9." in output
+    assert "Udrullede versioner: 1." in output
