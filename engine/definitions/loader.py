@@ -164,6 +164,9 @@ def model_problems(error: ValidationError, source: SourceFile, model: type[BaseM
             problems.append(
                 make_problem("SF203", source.location(loc, key=on_key), value=item["input"], separator=separator)
             )
+        elif kind == "bool_type":
+            shown = repr(item.get("input")) if isinstance(item.get("input"), str) else str(item.get("input"))
+            problems.append(make_problem("SF205", source.location(loc, key=on_key), key=dotted, value=shown))
         elif kind == "string_type" and isinstance(item.get("input"), int | float | bool | date | datetime):
             value = item["input"]
             shown = str(value).lower() if isinstance(value, bool) else str(value)

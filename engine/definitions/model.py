@@ -45,7 +45,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
 from engine.i18n import Language, Text
 
@@ -98,13 +98,13 @@ class FieldDef(Strict):
         default="application",
         description="Who fills the field: the applicant at intake, a caseworker in a task form, or an action.",
     )
-    required: bool = Field(default=False, description="Required at intake (only for source: application).")
+    required: StrictBool = Field(default=False, description="Required at intake (only for source: application).")
     min: Decimal | None = None
     max: Decimal | None = None
     min_length: int | None = Field(default=None, ge=0)
     max_length: int | None = Field(default=None, ge=1)
     pattern: str | None = None
-    multiline: bool = False
+    multiline: StrictBool = False
     options: list[Option] | None = None
     example: Any = Field(default=None, description="A valid value, used in documentation and generated test cases.")
 
@@ -112,7 +112,7 @@ class FieldDef(Strict):
 class FieldOverride(Strict):
     """Changes a process may make to a skeleton field: tighten it or relabel it."""
 
-    required: bool | None = None
+    required: StrictBool | None = None
     label: Label | None = None
     help: Label | None = None
     example: Any = None
@@ -130,7 +130,7 @@ class Deadline(Strict):
 
 class FormField(Strict):
     field: Identifier
-    required: bool = False
+    required: StrictBool = False
     required_if: str | None = Field(default=None, description="Guard expression; the field is required when it holds.")
 
 
@@ -142,8 +142,8 @@ class StepDef(Strict):
     label: Label
     description: Label | None = None
     role: Identifier | None = Field(default=None, description="Role that completes a task or approval step.")
-    required: bool = True
-    locked: bool = Field(default=False, description="A legal safeguard: a process may not remove or replace it.")
+    required: StrictBool = True
+    locked: StrictBool = Field(default=False, description="A legal safeguard: a process may not remove or replace it.")
     when: str | None = Field(
         default=None, description="Guard expression evaluated on phase entry; the step is skipped when false."
     )
@@ -168,7 +168,7 @@ class PhaseDef(Strict):
     description: Label | None = None
     steps: list[StepDef] = Field(default_factory=list)
     next: list[TransitionDef] = Field(default_factory=list)
-    final: bool = False
+    final: StrictBool = False
 
 
 class TemplateRef(Strict):
@@ -182,7 +182,7 @@ class LetterDef(Strict):
     label: Label
     template: TemplateRef
     recipient: Literal["applicant"] = "applicant"
-    locked: bool = False
+    locked: StrictBool = False
     required_blocks: list[Identifier] = Field(
         default_factory=list, description="Blocks the template must define, such as the statement of reasons."
     )
@@ -282,14 +282,14 @@ class ResolvedPhase(Strict):
     description: Label | None = None
     steps: list[ResolvedStep]
     next: list[TransitionDef]
-    final: bool
+    final: StrictBool
 
 
 class ResolvedLetter(Strict):
     label: Label
     templates: dict[Language, str] = Field(description="Template name per language.")
     recipient: Literal["applicant"]
-    locked: bool
+    locked: StrictBool
     required_blocks: list[str]
     locked_blocks: list[str]
     base_templates: dict[Language, str] = Field(

@@ -166,6 +166,17 @@ CATALOG: dict[str, Entry] = {
             "The first key must be 'process:' (files under processes/) or 'skeleton:' (under skeletons/).",
         ),
     ),
+    "SF112": Entry(
+        "ambiguous-word",
+        _t(
+            "Ordet {value} er tekst her, men YAML 1.1-værktøjer læser det som ja/nej.",
+            "The word {value} is text here, but YAML 1.1 tools read it as yes/no.",
+        ),
+        _t(
+            "Sæt anførselstegn om teksten: '{value}'. Mener du ja/nej, så skriv true eller false.",
+            "Put quotes around the text: '{value}'. If you mean yes/no, write true or false.",
+        ),
+    ),
     # Shape of the document: the pydantic models.
     "SF200": Entry(
         "unknown-key",
@@ -197,6 +208,14 @@ CATALOG: dict[str, Entry] = {
             "'{key}' must be text, but YAML reads {value} as {kind}.",
         ),
         _t("Sæt anførselstegn om værdien: '{value}'.", "Put quotes around the value: '{value}'."),
+    ),
+    "SF205": Entry(
+        "expected-boolean",
+        _t("'{key}' skal være true eller false, ikke {value}.", "'{key}' must be true or false, not {value}."),
+        _t(
+            "Skriv true eller false uden anførselstegn.",
+            "Write true or false without quotes.",
+        ),
     ),
     # References and extension.
     "SF300": Entry(

@@ -32,6 +32,8 @@ Loc = tuple[str | int, ...]
 _TAG = "tag:yaml.org,2002:"
 _LEADING_ZERO = re.compile(r"^[-+]?0[0-9_]")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# Plain words that YAML 1.1 tools read as booleans; YAML 1.2, which Sagsflow reads, keeps them as text.
+_YAML11_BOOLEAN = re.compile(r"^(y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF)$")
 
 
 @dataclass
@@ -142,6 +144,8 @@ class _Constructor:
             return value
         kind = tag[len(_TAG) :]
         if kind == "str":
+            if node.style is None and _YAML11_BOOLEAN.match(value):
+                self.problems.append(make_problem("SF112", self._where(node), value=value))
             return value
         if kind == "null":
             return None

@@ -102,12 +102,20 @@ def test_boolean_where_text_is_expected(load_process: LoadProcess) -> None:
     assert problem.text.en == "'legal_basis.0.reference' must be text, but YAML reads true as a boolean."
 
 
-def test_yes_stays_text_in_yaml_1_2(load_process: LoadProcess) -> None:
-    text = HEADER.replace('reference: "§ 1"', "reference: yes")
+def test_quoted_yes_stays_text(load_process: LoadProcess) -> None:
+    text = HEADER.replace('reference: "§ 1"', "reference: 'yes'")
     loaded = load_process(text)
 
     assert formatted(loaded) == []
     assert loaded.compiled["demo"].definition.legal_basis[0].reference == "yes"
+
+
+def test_unquoted_yes_needs_quotes(load_process: LoadProcess) -> None:
+    text = HEADER.replace('reference: "§ 1"', "reference: yes")
+    problem = single(load_process(text))
+
+    assert problem.code == "SF112"
+    assert problem.location.line == 6
 
 
 def test_invalid_process_id(load_process: LoadProcess) -> None:
@@ -198,3 +206,53 @@ def test_number_as_mapping_key(load_process: LoadProcess) -> None:
         f"{DEMO_FILE}:9:3: SF204 'fields.1' must be text, but YAML reads 1 as a number. "
         "Put quotes around the value: '1'."
     )
+
+
+def test_quoted_yes_where_boolean_is_meant(load_process: LoadProcess) -> None:
+    text = demo(
+        """\
+        field_overrides:
+          applicant_cvr:
+            required: 'yes'
+        """
+    )
+    problem = single(load_process(text))
+
+    assert problem.format("en") == (
+        f"{DEMO_FILE}:10:15: SF205 'field_overrides.applicant_cvr.required' must be true or false, not 'yes'. "
+        "Write true or false without quotes."
+    )
+
+
+def test_unquoted_no_is_ambiguous(load_process: LoadProcess) -> None:
+    text = demo(
+        """\
+        fields:
+          country:
+            type: enum
+            label: {da: Land, en: Country}
+            options:
+              - {value: NO, label: {da: Norge, en: Norway}}
+        """
+    )
+    problem = single(load_process(text))
+
+    assert problem.format("en") == (
+        f"{DEMO_FILE}:13:17: SF112 The word NO is text here, but YAML 1.1 tools read it as yes/no. "
+        "Put quotes around the text: 'NO'. If you mean yes/no, write true or false."
+    )
+
+
+def test_quoted_no_is_text(load_process: LoadProcess) -> None:
+    text = demo(
+        """\
+        fields:
+          country:
+            type: enum
+            label: {da: Land, en: Country}
+            options:
+              - {value: 'NO', label: {da: Norge, en: Norway}}
+        """
+    )
+
+    assert formatted(load_process(text)) == []
