@@ -28,7 +28,7 @@ from engine.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFoun
 from engine.i18n import Language, Text, parse_language
 from engine.runtime.catalog import ProcessCatalog, VersionInfo
 from engine.runtime.commands import CaseCommand, Decision
-from engine.runtime.input import parse_values
+from engine.runtime.input import enforce_checks, parse_values
 from engine.runtime.journal import next_journal_number
 from engine.runtime.letters import deadline_end, sha256_text
 from engine.runtime.outbox import DispatchReport, dispatch_due
@@ -186,6 +186,7 @@ class Sagsflow:
             )
 
             now = self.services.clock()
+            enforce_checks(process.application_checks, process.guard_context(values, {}, local_date(now)))
             year = local_date(now).year
             sequence, journal_number = next_journal_number(session, year)
             context = process.guard_context(values, {}, local_date(now))

@@ -208,3 +208,69 @@ def test_english_letters_for_english_case(client: TestClient, tokens: Tokens) ->
     assert letters[0]["title"] == "Acknowledgement of receipt"
     assert "Acknowledgement of your application for a CITES import permit" in letters[0]["text"]
     assert "4 December 2026" in letters[0]["text"]
+
+
+def test_export_from_eu_country_is_refused(client: TestClient, tokens: Tokens) -> None:
+    application = example("01")
+    application["data"]["country_of_export"] = "DK"
+
+    response = client.post("/cases", json=application, headers=auth(tokens.applicant))
+
+    assert response.status_code == 422
+    assert response.json()["error"]["errors"][0]["code"] == "check_failed"
+    assert "Eksportlandet ligger i EU" in response.json()["error"]["errors"][0]["message"]
+
+
+def test_annex_a_permit_needs_positive_opinion(client: TestClient, tokens: Tokens) -> None:
+    case = client.post("/cases", json=example("02"), headers=auth(tokens.applicant)).json()
+    case = complete(client, tokens.caseworker, case, "completeness_check", {"application_complete": True})
+    case = complete(client, tokens.caseworker, case, "export_permit_check", {"export_permit_verified": True})
+    case = complete(client, tokens.caseworker, case, "scientific_opinion", {"scientific_authority_opinion": "negative"})
+    case = complete(
+        client,
+        tokens.caseworker,
+        case,
+        "fact_assessment",
+        {"assessment_note": "Negativ udtalelse.", "consultation_required": False},
+    )
+    draft = {
+        "decision_outcome": "granted",
+        "decision_text": "Tilladelse gives.",
+        "statement_of_reasons": "Betingelserne for indførsel anses for opfyldt.",
+    }
+
+    granted = client.post(
+        f"/cases/{case['id']}/steps/draft_decision/complete", json={"data": draft}, headers=auth(tokens.caseworker)
+    )
+    refused = client.post(
+        f"/cases/{case['id']}/steps/draft_decision/complete",
+        json={"data": {**draft, "decision_outcome": "refused", "decision_text": "Ansøgningen afslås."}},
+        headers=auth(tokens.caseworker),
+    )
+
+    assert granted.status_code == 422
+    assert "bilag A" in granted.json()["error"]["errors"][0]["message"]
+    assert refused.status_code == 200
+    assert refused.json()["phase"]["id"] == "approval"
+
+
+def test_english_decision_cites_law_in_english(client: TestClient, tokens: Tokens) -> None:
+    case = client.post("/cases", json={**example("01"), "language": "en"}, headers=auth(tokens.applicant)).json()
+    case = complete(client, tokens.caseworker, case, "completeness_check", {"application_complete": True})
+    case = complete(client, tokens.caseworker, case, "export_permit_check", {"export_permit_verified": True})
+    case = complete(
+        client, tokens.caseworker, case, "fact_assessment", {"assessment_note": "OK.", "consultation_required": False}
+    )
+    case = complete(
+        client,
+        tokens.caseworker,
+        case,
+        "draft_decision",
+        {"decision_outcome": "granted", "decision_text": "Granted.", "statement_of_reasons": "The conditions are met."},
+    )
+    approve(client, tokens.approver, case, "approve")
+
+    letters = client.get(f"/cases/{case['id']}/letters", headers=auth(tokens.applicant)).json()
+
+    assert "Executive Order No. 1285 of 14 June 2021" in letters[-1]["text"]
+    assert ": Article 4" in letters[-1]["text"]

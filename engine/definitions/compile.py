@@ -21,6 +21,7 @@ from engine.definitions.expressions import Guard, compile_guard
 from engine.definitions.fields import FIELD_TYPES, FieldType
 from engine.definitions.model import (
     AUTOMATIC_KINDS,
+    Label,
     ResolvedField,
     ResolvedPhase,
     ResolvedProcess,
@@ -39,10 +40,17 @@ def content_hash(process: ResolvedProcess) -> str:
 
 
 @dataclass(frozen=True)
+class CompiledCheck:
+    rule: Guard
+    message: Label
+
+
+@dataclass(frozen=True)
 class CompiledStep:
     definition: ResolvedStep
     when: Guard | None
     required_if: Mapping[str, Guard]
+    checks: tuple[CompiledCheck, ...] = ()
 
     @property
     def id(self) -> str:
@@ -108,6 +116,7 @@ class CompiledProcess:
                     required_if={
                         entry.field: compile_guard(entry.required_if) for entry in step.form if entry.required_if
                     },
+                    checks=tuple(CompiledCheck(compile_guard(check.rule), check.message) for check in step.checks),
                 )
                 for step in phase.steps
             )
@@ -116,6 +125,9 @@ class CompiledProcess:
             for step in steps:
                 self._steps[step.id] = (compiled_phase, step)
         self.initial_phase = definition.phases[0].id
+        self.application_checks = tuple(
+            CompiledCheck(compile_guard(check.rule), check.message) for check in definition.application_checks
+        )
 
         self.machine = Machine(
             model=None,

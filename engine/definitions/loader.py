@@ -124,59 +124,67 @@ def _describe_kind(value: Any) -> Text | str:
     return type(value).__name__
 
 
+_MAPPING_TYPES = frozenset({"model_type", "dict_type", "model_attributes_type"})
+
+
+def _pattern_problem(item: Any, location: Location, dotted: str) -> Problem:
+    pattern = str((item.get("ctx") or {}).get("pattern", ""))
+    if pattern == PROCESS_ID_PATTERN:
+        return make_problem("SF203", location, value=item["input"], separator="-")
+    if "a-z" in pattern:
+        return make_problem("SF203", location, value=item["input"], separator="_")
+    return make_problem("SF202", location, key=dotted, detail=f"it must match {pattern}")
+
+
+def _item_problem(item: Any, source: SourceFile, model: type[BaseModel], loc: Loc, on_key: bool) -> Problem:
+    """Turn one pydantic error into the problem a designer can act on."""
+    kind = item["type"]
+    key = str(loc[-1]) if loc else "(root)"
+    dotted = ".".join(str(part) for part in loc) or "(root)"
+    location = source.location(loc, key=on_key)
+    value = item.get("input")
+
+    if kind == "extra_forbidden":
+        parent = _model_at(model, loc[:-1])
+        allowed = sorted(parent.model_fields) if parent else []
+        close = difflib.get_close_matches(key, allowed, n=1)
+        listed: Text | str = ", ".join(allowed)
+        if close:
+            listed = Text(f"{listed} (mente du '{close[0]}'?)", f"{listed} (did you mean '{close[0]}'?)")
+        return make_problem("SF200", source.location(loc, key=True), key=key, allowed=listed)
+    if kind == "missing":
+        return make_problem("SF201", source.location(loc[:-1]), key=key)
+    if kind == "string_pattern_mismatch" and isinstance(value, str):
+        return _pattern_problem(item, location, dotted)
+    if kind == "bool_type":
+        shown = repr(value) if isinstance(value, str) else str(value)
+        return make_problem("SF205", location, key=dotted, value=shown)
+    if kind == "string_type" and isinstance(value, int | float | bool | date | datetime):
+        shown = str(value).lower() if isinstance(value, bool) else str(value)
+        return make_problem("SF204", location, key=dotted, value=shown, kind=_describe_kind(value))
+    return make_problem("SF202", location, key=dotted, detail=item["msg"])
+
+
 def model_problems(error: ValidationError, source: SourceFile, model: type[BaseModel]) -> list[Problem]:
     problems: list[Problem] = []
     seen: set[tuple[Loc, str]] = set()
-    for item in error.errors(include_url=False):
+    items = error.errors(include_url=False)
+    # A value that may be text or a mapping (e.g. `reference`) fails both ways; when it is a
+    # number, date or boolean, "write it as text" is the useful message, not "not a mapping".
+    text_expected = {
+        _data_path(source.data, item["loc"])
+        for item in items
+        if item["type"] == "string_type" and isinstance(item.get("input"), int | float | bool | date | datetime)
+    }
+    for item in items:
         # pydantic ends the location of an invalid mapping key with "[key]"; point at the key itself.
         on_key = bool(item["loc"]) and item["loc"][-1] == "[key]"
         loc = _data_path(source.data, item["loc"][:-1] if on_key else item["loc"])
         kind = item["type"]
-        if (loc, kind) in seen:
+        if (loc, kind) in seen or (kind in _MAPPING_TYPES and loc in text_expected):
             continue
         seen.add((loc, kind))
-        key = str(loc[-1]) if loc else "(root)"
-        dotted = ".".join(str(part) for part in loc) or "(root)"
-
-        if kind == "extra_forbidden":
-            parent = _model_at(model, loc[:-1])
-            allowed = sorted(parent.model_fields) if parent else []
-            close = difflib.get_close_matches(key, allowed, n=1)
-            listed: Text | str = ", ".join(allowed)
-            if close:
-                listed = Text(f"{listed} (mente du '{close[0]}'?)", f"{listed} (did you mean '{close[0]}'?)")
-            problems.append(make_problem("SF200", source.location(loc, key=True), key=key, allowed=listed))
-        elif kind == "missing":
-            problems.append(make_problem("SF201", source.location(loc[:-1]), key=key))
-        elif kind == "string_pattern_mismatch" and isinstance(item.get("input"), str):
-            pattern = str((item.get("ctx") or {}).get("pattern", ""))
-            if pattern == PROCESS_ID_PATTERN:
-                separator = "-"
-            elif "a-z" in pattern:
-                separator = "_"
-            else:
-                problems.append(
-                    make_problem(
-                        "SF202", source.location(loc, key=on_key), key=dotted, detail=f"it must match {pattern}"
-                    )
-                )
-                continue
-            problems.append(
-                make_problem("SF203", source.location(loc, key=on_key), value=item["input"], separator=separator)
-            )
-        elif kind == "bool_type":
-            shown = repr(item.get("input")) if isinstance(item.get("input"), str) else str(item.get("input"))
-            problems.append(make_problem("SF205", source.location(loc, key=on_key), key=dotted, value=shown))
-        elif kind == "string_type" and isinstance(item.get("input"), int | float | bool | date | datetime):
-            value = item["input"]
-            shown = str(value).lower() if isinstance(value, bool) else str(value)
-            problems.append(
-                make_problem(
-                    "SF204", source.location(loc, key=on_key), key=dotted, value=shown, kind=_describe_kind(value)
-                )
-            )
-        else:
-            problems.append(make_problem("SF202", source.location(loc, key=on_key), key=dotted, detail=item["msg"]))
+        problems.append(_item_problem(item, source, model, loc, on_key))
     return problems
 
 

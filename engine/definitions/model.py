@@ -154,6 +154,9 @@ class StepDef(Strict):
     approves: Identifier | None = None
     eyes: Literal[4, 6] | None = None
     deadline: Deadline | None = None
+    checks: list[Check] = Field(
+        default_factory=list, description="Rules over the case data that must hold to complete a task step."
+    )
 
 
 class TransitionDef(Strict):
@@ -206,8 +209,21 @@ class AppealDef(Strict):
 
 class LegalBasis(Strict):
     title: Label
-    reference: NonEmpty = Field(description="Act and section or executive order, e.g. 'lov nr. 1189 af 2022, § 3'.")
+    reference: NonEmpty | Label = Field(
+        description="Act and section or executive order, e.g. 'lov nr. 1189 af 2022, § 3', in one form "
+        "for both languages or as {da: ..., en: ...}."
+    )
     url: str | None = None
+
+    def reference_in(self, language: Language) -> str:
+        return self.reference.get(language) if isinstance(self.reference, Label) else self.reference
+
+
+class Check(Strict):
+    """A rule the case data must satisfy when a step is completed (or an application submitted)."""
+
+    rule: str = Field(description="Guard expression that must hold, e.g. \"decision_outcome == 'refused' or x\".")
+    message: Label = Field(description="What is wrong and how to fix it, shown when the rule does not hold.")
 
 
 class Fee(Strict):
@@ -262,6 +278,9 @@ class ProcessDef(Strict):
     step_deadlines: dict[Identifier, Deadline] = Field(default_factory=dict)
     appeal: AppealDef | None = None
     case_title: str | None = None
+    application_checks: list[Check] = Field(
+        default_factory=list, description="Rules over the application's fields that must hold at submission."
+    )
 
 
 # The resolved form: one process with its skeleton folded in. It is what gets validated,
@@ -316,3 +335,4 @@ class ResolvedProcess(Strict):
     processing_deadline: Deadline | None
     appeal: AppealDef | None
     case_title: str | None
+    application_checks: list[Check] = Field(default_factory=list)

@@ -74,7 +74,9 @@ def show_process(process: ResolvedProcess, language: Language) -> str:
         f"  {_say(language, 'journalplan', 'classification')}: {process.classification}",
     ]
     for basis in process.legal_basis:
-        lines.append(f"  {_say(language, 'hjemmel', 'legal basis')}: {basis.title.get(language)}, {basis.reference}")
+        lines.append(
+            f"  {_say(language, 'hjemmel', 'legal basis')}: {basis.title.get(language)}, {basis.reference_in(language)}"
+        )
     if process.processing_deadline:
         deadline = describe_deadline(process.processing_deadline, language)
         lines.append(f"  {_say(language, 'sagsbehandlingsfrist', 'processing deadline')}: {deadline}")

@@ -13,6 +13,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from engine.definitions.model import (
+    Check,
     Fee,
     LegalBasis,
     LetterDef,
@@ -148,6 +149,7 @@ class _Resolver:
         self.processing_deadline = base.processing_deadline
         self.appeal = base.appeal
         self.case_title = base.case_title
+        self.application_checks: list[Check] = []
         self.ancestors: list[LoadedProcess] = []
         self.legal_basis: list[LegalBasis] | None = None
         self.classification: str | None = None
@@ -213,6 +215,10 @@ class _Resolver:
         self.change_letters(definition, source)
         self.set_step_deadlines(definition, source)
 
+        for index, check in enumerate(definition.application_checks):
+            key = ("application_check", str(len(self.application_checks)))
+            self.sources.add(key, source, ("application_checks", index))
+            self.application_checks.append(check)
         for key in ("processing_deadline", "appeal", "case_title", "legal_basis", "classification", "fee"):
             value = getattr(definition, key)
             if value is not None:
@@ -311,6 +317,7 @@ class _Resolver:
             "processing_deadline": self.processing_deadline,
             "appeal": self.appeal,
             "case_title": self.case_title,
+            "application_checks": self.application_checks,
         }
         if self.process is None:
             # A bare skeleton is validated like a process that changes nothing.

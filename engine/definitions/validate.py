@@ -51,6 +51,8 @@ class _Checker:
         self.problems.append(make_problem(code, location, **params))
 
     def run(self) -> list[Problem]:
+        for index, check in enumerate(self.process.application_checks):
+            self.check_guard(check.rule, self.at(("application_check", str(index)), "rule"))
         self.check_fields()
         self.check_phases()
         check_graph(self.process, self.add, self.at)
@@ -195,10 +197,24 @@ class _Checker:
             return False
         return True
 
-    def check_step(self, step: ResolvedStep, earlier: set[str]) -> None:
+    def check_conditions(self, step: ResolvedStep) -> None:
         key = ("step", step.id)
         if step.when is not None:
             self.check_guard(step.when, self.at(key, "when"))
+        for index, check in enumerate(step.checks):
+            self.check_guard(check.rule, self.at(key, "checks", index, "rule"))
+        if step.checks and step.kind != "task":
+            self.add(
+                "SF315",
+                self.at(key, "checks", use_key=True),
+                name=step.id,
+                kind=step.kind,
+                detail=Text("'checks' gælder kun opgavetrin (task)", "'checks' apply only to task steps"),
+            )
+
+    def check_step(self, step: ResolvedStep, earlier: set[str]) -> None:
+        key = ("step", step.id)
+        self.check_conditions(step)
         if step.deadline is not None:
             self.check_deadline(step.deadline, self.at_override(("step_deadline", step.id), key, "deadline"))
 

@@ -27,7 +27,7 @@ from engine.definitions.templates import TemplateProblem
 from engine.errors import BadRequest, Conflict, FieldErrors, Forbidden, NotFound, ProcessFault
 from engine.i18n import Language, Text
 from engine.runtime.audit import append_event
-from engine.runtime.input import parse_values
+from engine.runtime.input import enforce_checks, parse_values
 from engine.runtime.letters import deadline_end, letter_context, recipient_of, sha256_text
 from engine.runtime.services import Services
 from engine.storage.tables import (
@@ -351,6 +351,7 @@ class CaseCommand:
             context=self.guard_context,
             what=Text(f"trinnet '{step_id}'", f"the step '{step_id}'"),
         )
+        enforce_checks(step.checks, self.guard_context({**self.case.data, **values}))
         for field, value in values.items():
             self.set_value(field, value)
         row.data = values

@@ -7,10 +7,10 @@ how to fix it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from engine.definitions.compile import CompiledProcess
+from engine.definitions.compile import CompiledCheck, CompiledProcess
 from engine.definitions.fields import FieldValueError, Lookups
 from engine.errors import FieldErrors
 from engine.i18n import Text
@@ -99,3 +99,12 @@ def parse_values(
             )
     errors.raise_if_any()
     return parsed
+
+
+def enforce_checks(checks: Sequence[CompiledCheck], context: Mapping[str, Any]) -> None:
+    """Raise `InvalidInput` listing every check whose rule does not hold on `context`."""
+    errors = FieldErrors()
+    for check in checks:
+        if not check.rule(context):
+            errors.add("data", "check_failed", check.message.text())
+    errors.raise_if_any()

@@ -69,7 +69,7 @@ def letter_context(
         "title": definition.title.get(language),
         "classification": definition.classification,
         "legal_basis": [
-            {"title": basis.title.get(language), "reference": basis.reference, "url": basis.url}
+            {"title": basis.title.get(language), "reference": basis.reference_in(language), "url": basis.url}
             for basis in definition.legal_basis
         ],
     }

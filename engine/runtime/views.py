@@ -50,7 +50,8 @@ def process_view(version: VersionInfo, process: CompiledProcess, language: Langu
     view = process_summary(version, process, language)
     view["description"] = definition.description.get(language) if definition.description else None
     view["legal_basis"] = [
-        {"title": basis.title.get(language), "reference": basis.reference} for basis in definition.legal_basis
+        {"title": basis.title.get(language), "reference": basis.reference_in(language)}
+        for basis in definition.legal_basis
     ]
     view["fee"] = (
         {"amount": str(definition.fee.amount), "currency": "DKK", "label": definition.fee.label.get(language)}

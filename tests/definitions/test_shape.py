@@ -6,11 +6,12 @@ from tests.definitions.conftest import LoadProcess
 from tests.definitions.helpers import DEMO_FILE, HEADER, demo, formatted, single
 
 PROCESS_KEYS = (
-    "appeal, case_title, classification, description, extends, fee, field_overrides, fields, legal_basis, "
-    "letters, process, processing_deadline, roles, step_deadlines, steps, title"
+    "appeal, application_checks, case_title, classification, description, extends, fee, field_overrides, fields, "
+    "legal_basis, letters, process, processing_deadline, roles, step_deadlines, steps, title"
 )
 STEP_KEYS = (
-    "action, approves, deadline, description, eyes, form, id, kind, label, letter, locked, params, required, role, when"
+    "action, approves, checks, deadline, description, eyes, form, id, kind, label, letter, locked, params, required, "
+    "role, when"
 )
 
 
