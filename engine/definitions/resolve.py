@@ -216,14 +216,14 @@ class _Resolver:
         self.set_step_deadlines(definition, source)
 
         for index, check in enumerate(definition.application_checks):
-            key = ("application_check", str(len(self.application_checks)))
-            self.sources.add(key, source, ("application_checks", index))
+            check_key = ("application_check", str(len(self.application_checks)))
+            self.sources.add(check_key, source, ("application_checks", index))
             self.application_checks.append(check)
-        for key in ("processing_deadline", "appeal", "case_title", "legal_basis", "classification", "fee"):
-            value = getattr(definition, key)
+        for name in ("processing_deadline", "appeal", "case_title", "legal_basis", "classification", "fee"):
+            value = getattr(definition, name)
             if value is not None:
-                setattr(self, key, value)
-                self.sources.add((key,), source, (key,))
+                setattr(self, name, value)
+                self.sources.add((name,), source, (name,))
 
     def override_fields(self, definition: ProcessDef, source: SourceFile) -> None:
         for field_id, override in definition.field_overrides.items():
