@@ -14,11 +14,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from typing import Annotated, Any, Literal
 
-from fastapi import BackgroundTasks, Depends, FastAPI, Header, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import BackgroundTasks, Depends, FastAPI, Header, Path, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from starlette.concurrency import run_in_threadpool
 
-from api.errors import install_error_handlers
+from api.errors import SafeJSONResponse, install_error_handlers
 from api.language import request_language
 from api.limits import BodySizeLimit
 from engine import __version__
@@ -31,10 +31,13 @@ from engine.settings import Settings
 logger = logging.getLogger(__name__)
 
 
+ID_PATTERN = r"^[a-z][a-z0-9_-]*$"
+
+
 class SubmitRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    process: str = Field(max_length=64, description="Process id, e.g. cites-import.")
+    process: str = Field(max_length=64, pattern=ID_PATTERN, description="Process id, e.g. cites-import.")
     data: dict[str, Any] = Field(description="The application's field values.")
     language: Literal["da", "en"] | None = Field(default=None, description="Language of the case's letters.")
 
@@ -43,7 +46,7 @@ class CompleteRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     data: dict[str, Any] = Field(default_factory=dict, description="Values for the step's form fields.")
-    version: int | None = Field(default=None, ge=1, description="The case version the client last saw.")
+    version: StrictInt | None = Field(default=None, ge=1, description="The case version the client last saw.")
 
 
 class ApproveRequest(BaseModel):
@@ -51,7 +54,7 @@ class ApproveRequest(BaseModel):
 
     decision: Literal["approve", "reject"]
     comment: str | None = Field(default=None, max_length=5000)
-    version: int | None = Field(default=None, ge=1)
+    version: StrictInt | None = Field(default=None, ge=1)
 
 
 def _service(request: Request) -> Sagsflow:
@@ -77,7 +80,7 @@ def _expected_version(body_version: int | None, if_match: str | None) -> int | N
     header_version: int | None = None
     if if_match:
         text = if_match.strip().removeprefix("W/").strip('"')
-        if not text.isdigit():
+        if not (text.isascii() and text.isdigit() and len(text) <= 9):
             raise BadRequest(
                 Text(
                     f'If-Match skal være sagens version, fx "3", ikke {if_match}.',
@@ -95,10 +98,6 @@ def _expected_version(body_version: int | None, if_match: str | None) -> int | N
             field="version",
         )
     return body_version if body_version is not None else header_version
-
-
-def _queued_letters(view: dict[str, Any]) -> bool:
-    return any(document["status"] == "queued" for document in view["documents"])
 
 
 def _with_etag(response: Response, view: dict[str, Any]) -> dict[str, Any]:
@@ -135,6 +134,7 @@ def create_app(service: Sagsflow, settings: Settings | None = None, *, dispatch_
                 await task
 
     app = FastAPI(
+        default_response_class=SafeJSONResponse,
         title="Sagsflow",
         version=__version__,
         description="Declarative case workflows for Danish public administration.",
@@ -171,19 +171,18 @@ def create_app(service: Sagsflow, settings: Settings | None = None, *, dispatch_
     ) -> dict[str, Any]:
         view = service.submit(actor, body.process, body.data, body.language or language)
         response.headers["Location"] = f"/cases/{view['id']}"
-        if _queued_letters(view):
-            tasks.add_task(dispatch_letters)
+        tasks.add_task(dispatch_letters)
         return _with_etag(response, view)
 
     @app.get("/cases", tags=["cases"])
     def list_cases(
         actor: ActorDep,
         language: LanguageDep,
-        process: Annotated[str | None, Query(max_length=64)] = None,
-        phase: Annotated[str | None, Query(max_length=64)] = None,
+        process: Annotated[str | None, Query(max_length=64, pattern=ID_PATTERN)] = None,
+        phase: Annotated[str | None, Query(max_length=64, pattern=ID_PATTERN)] = None,
         status: Annotated[Literal["open", "closed"] | None, Query()] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
     ) -> dict[str, Any]:
         return service.list_cases(
             actor, language, process_id=process, phase=phase, status=status, limit=limit, offset=offset
@@ -206,8 +205,7 @@ def create_app(service: Sagsflow, settings: Settings | None = None, *, dispatch_
     ) -> dict[str, Any]:
         expected = _expected_version(body.version, if_match)
         view = service.complete_step(actor, case_ref, step_id, body.data, expected, language)
-        if _queued_letters(view):
-            tasks.add_task(dispatch_letters)
+        tasks.add_task(dispatch_letters)
         return _with_etag(response, view)
 
     @app.post("/cases/{case_ref}/steps/{step_id}/approve", tags=["cases"])
@@ -223,8 +221,7 @@ def create_app(service: Sagsflow, settings: Settings | None = None, *, dispatch_
     ) -> dict[str, Any]:
         expected = _expected_version(body.version, if_match)
         view = service.approve(actor, case_ref, step_id, body.decision, body.comment, expected, language)
-        if _queued_letters(view):
-            tasks.add_task(dispatch_letters)
+        tasks.add_task(dispatch_letters)
         return _with_etag(response, view)
 
     @app.get("/cases/{case_ref}/letters", tags=["documents"])
@@ -232,7 +229,9 @@ def create_app(service: Sagsflow, settings: Settings | None = None, *, dispatch_
         return service.list_letters(actor, case_ref)
 
     @app.get("/cases/{case_ref}/documents/{number}", tags=["documents"])
-    def get_document(case_ref: str, number: int, actor: ActorDep) -> dict[str, Any]:
+    def get_document(
+        case_ref: str, number: Annotated[int, Path(ge=1, le=1_000_000_000)], actor: ActorDep
+    ) -> dict[str, Any]:
         return service.get_document(actor, case_ref, number)
 
     return app

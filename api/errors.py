@@ -9,6 +9,7 @@ with its traceback and answered with a plain 500 that reveals nothing internal.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -23,6 +24,16 @@ from engine.errors import CaseError, DefinitionError, InvalidInput, SagsflowErro
 from engine.i18n import Language, Text
 
 logger = logging.getLogger(__name__)
+
+
+class SafeJSONResponse(JSONResponse):
+    """JSON that can always be encoded: text the client sent with lone surrogates is echoed escaped."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
 
 
 def error_body(
@@ -87,7 +98,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if isinstance(error, CaseError):
             errors = [entry.as_dict(language) for entry in error.errors] if isinstance(error, InvalidInput) else None
             headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
-            return JSONResponse(
+            return SafeJSONResponse(
                 error_body(
                     error.code,
                     error.message(language),
@@ -100,9 +111,9 @@ def install_error_handlers(app: FastAPI) -> None:
             )
         if isinstance(error, DefinitionError):
             problems = [problem.as_dict(language) for problem in error.problems]
-            return JSONResponse(error_body(error.code, error.message(language), errors=problems), status_code=422)
+            return SafeJSONResponse(error_body(error.code, error.message(language), errors=problems), status_code=422)
         logger.error("%s while handling %s %s: %s", type(error).__name__, request.method, request.url.path, error)
-        return JSONResponse(error_body(error.code, error.message(language)), status_code=500)
+        return SafeJSONResponse(error_body(error.code, error.message(language)), status_code=500)
 
     @app.exception_handler(RequestValidationError)
     async def on_validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -111,7 +122,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if any(item.get("type") == "json_invalid" for item in items):
             detail = next(item for item in items if item.get("type") == "json_invalid")
             position = (detail.get("ctx") or {}).get("error", "")
-            return JSONResponse(
+            return SafeJSONResponse(
                 error_body(
                     "invalid_json",
                     "Forespørgslens indhold er ikke gyldig JSON."
@@ -128,7 +139,7 @@ def install_error_handlers(app: FastAPI) -> None:
             if language == "da"
             else f"Invalid request: {len(entries)} error(s)."
         )
-        return JSONResponse(
+        return SafeJSONResponse(
             error_body("invalid_request", message, field=entries[0]["field"] if entries else None, errors=entries),
             status_code=422,
         )
@@ -138,7 +149,7 @@ def install_error_handlers(app: FastAPI) -> None:
         language = request_language(request)
         if isinstance(error.__cause__, BodyTooLarge):
             limit = error.__cause__.limit
-            return JSONResponse(error_body("too_large", too_large_message(limit, language)), status_code=413)
+            return SafeJSONResponse(error_body("too_large", too_large_message(limit, language)), status_code=413)
         if error.status_code == 404:
             message = "Adressen findes ikke." if language == "da" else "There is nothing at this address."
             code = "not_found"
@@ -147,10 +158,18 @@ def install_error_handlers(app: FastAPI) -> None:
                 "Metoden er ikke tilladt på denne adresse." if language == "da" else "The method is not allowed here."
             )
             code = "method_not_allowed"
+        elif error.status_code == 400:
+            # FastAPI's own wording when a body cannot be read as the declared content type.
+            message = (
+                "Forespørgslens indhold kunne ikke læses; send JSON med Content-Type: application/json."
+                if language == "da"
+                else "The request body could not be read; send JSON with Content-Type: application/json."
+            )
+            code = "unreadable_body"
         else:
             message = str(error.detail)
             code = "http_error"
-        return JSONResponse(error_body(code, message), status_code=error.status_code, headers=error.headers)
+        return SafeJSONResponse(error_body(code, message), status_code=error.status_code, headers=error.headers)
 
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
@@ -161,4 +180,4 @@ def install_error_handlers(app: FastAPI) -> None:
             if language == "da"
             else "An internal error occurred; nothing was changed. The error has been logged."
         )
-        return JSONResponse(error_body("internal_error", message), status_code=500)
+        return SafeJSONResponse(error_body("internal_error", message), status_code=500)

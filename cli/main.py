@@ -69,6 +69,10 @@ def _say(da: str, en: str) -> str:
     return en if state.language == "en" else da
 
 
+def _count(number: int, singular: str, plural: str) -> str:
+    return f"{number} {singular if number == 1 else plural}"
+
+
 def _configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # transitions logs every callback at INFO; its warnings and errors are enough here.
@@ -229,8 +233,8 @@ def deploy(paths: PathsArgument = None, root: RootOption = None) -> None:
         typer.echo(f"{result.process_id} v{result.version} ({result.content_hash[:12]}) {marker}")
     typer.echo(
         _say(
-            f"{len(created)} nye versioner, {len(results) - len(created)} uændrede.",
-            f"{len(created)} new versions, {len(results) - len(created)} unchanged.",
+            f"{_count(len(created), 'ny version', 'nye versioner')}, {len(results) - len(created)} uændrede.",
+            f"{_count(len(created), 'new version', 'new versions')}, {len(results) - len(created)} unchanged.",
         )
     )
 
@@ -352,7 +356,9 @@ def diff(
     changes = diff_definitions(before, after)
     for change in changes:
         typer.echo(str(change))
-    typer.echo(_say(f"{len(changes)} ændringer.", f"{len(changes)} changes."))
+    typer.echo(
+        _say(f"{_count(len(changes), 'ændring', 'ændringer')}.", f"{_count(len(changes), 'change', 'changes')}.")
+    )
 
 
 @app.command("migrate-cases")
@@ -391,7 +397,8 @@ def migrate_cases(
             )
         )
         raise typer.Exit(1 if refused else 0)
-    typer.echo(_say(f"{len(report.moves)} sager flyttet.", f"{len(report.moves)} cases moved."))
+    moved = len(report.moves)
+    typer.echo(_say(f"{_count(moved, 'sag', 'sager')} flyttet.", f"{_count(moved, 'case', 'cases')} moved."))
 
 
 @db_app.command("upgrade")
@@ -427,7 +434,7 @@ def db_upgrade() -> None:
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Adresse at lytte på / address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    port: Annotated[int, typer.Option(help="Port (1-65535).", min=1, max=65535)] = 8000,
 ) -> None:
     """Start HTTP-API'et / serve the HTTP API."""
     import uvicorn  # noqa: PLC0415
@@ -460,7 +467,9 @@ def token_revoke(user: Annotated[str, typer.Argument(help="Brugernavn / user nam
     """Tilbagekald alle en brugers nøgler / revoke all tokens of a user."""
     with _errors():
         count = _service().revoke_tokens(user)
-    typer.echo(_say(f"{count} nøgler tilbagekaldt.", f"{count} tokens revoked."))
+    typer.echo(
+        _say(f"{_count(count, 'nøgle', 'nøgler')} tilbagekaldt.", f"{_count(count, 'token', 'tokens')} revoked.")
+    )
 
 
 @token_app.command("demo")
@@ -519,7 +528,8 @@ def case_list(
         )
     typer.echo(
         _say(
-            f"{len(result['items'])} af {result['total']} sager.", f"{len(result['items'])} of {result['total']} cases."
+            f"{len(result['items'])} af {_count(result['total'], 'sag', 'sager')}.",
+            f"{len(result['items'])} of {_count(result['total'], 'case', 'cases')}.",
         )
     )
 

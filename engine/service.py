@@ -24,7 +24,7 @@ from engine.calendar import local_date
 from engine.definitions.compile import CompiledProcess
 from engine.definitions.loader import LoadedDefinitions
 from engine.deploy import DeployedVersion, deploy_definitions
-from engine.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
+from engine.errors import BadRequest, Conflict, FieldError, Forbidden, InvalidInput, NotFound
 from engine.i18n import Language, Text, parse_language
 from engine.runtime.catalog import ProcessCatalog, VersionInfo
 from engine.runtime.commands import CaseCommand, Decision
@@ -34,6 +34,7 @@ from engine.runtime.letters import deadline_end, sha256_text
 from engine.runtime.outbox import DispatchReport, dispatch_due
 from engine.runtime.services import Services
 from engine.runtime.views import (
+    applicant_view,
     case_summary,
     case_view,
     document_view,
@@ -124,7 +125,20 @@ class Sagsflow:
             return auth.authenticate(session, token, self.services.clock())
 
     def create_token(self, user: str, roles: list[str], label: str | None = None) -> str:
+        """Create a token; once processes are deployed, every role must be one they declare (or admin)."""
         with self.database.write() as session:
+            known = {role for _, process in self.catalog.latest_versions(session) for role in process.definition.roles}
+            unknown = sorted(set(roles) - known - {"admin"})
+            if known and unknown:
+                listed = ", ".join(sorted(known | {"admin"}))
+                raise BadRequest(
+                    Text(
+                        f"Ukendt rolle: {', '.join(unknown)}. Kendte roller: {listed}.",
+                        f"Unknown role: {', '.join(unknown)}. Known roles: {listed}.",
+                    ),
+                    code="unknown_role",
+                    field="role",
+                )
             return auth.create_token(session, user, roles, self.services.clock(), label=label)
 
     def revoke_tokens(self, user: str) -> int:
@@ -233,7 +247,7 @@ class Sagsflow:
             command.settle()
             command.finish({"data": {name: [None, value] for name, value in values.items()}})
             logger.info("Case %s created for process %s version %d", journal_number, process.id, version.version)
-            return self._view(session, case, command.steps, version, process, case_language)
+            return self._view(session, actor, case, command.steps, version, process, case_language)
 
     def complete_step(
         self,
@@ -295,7 +309,7 @@ class Sagsflow:
             command = CaseCommand(session, self.services, process, case, steps, actor, name)
             work(command)
             command.finish()
-            return self._view(session, case, command.steps, version, process, language)
+            return self._view(session, actor, case, command.steps, version, process, language)
 
     @contextmanager
     def _command_errors(self, case_ref: str) -> Iterator[None]:
@@ -330,6 +344,7 @@ class Sagsflow:
     @staticmethod
     def _view(
         session: Session,
+        actor: Actor,
         case: Case,
         steps: list[CaseStep],
         version: VersionInfo,
@@ -342,7 +357,8 @@ class Sagsflow:
                 select(*_DOCUMENT_SUMMARY_COLUMNS).where(Document.case_id == case.id).order_by(Document.number)
             )
         )
-        return case_view(case, steps, documents, version, process, language)
+        view = case_view(case, steps, documents, version, process, language)
+        return view if actor.is_staff else applicant_view(view, process)
 
     def _load_case(self, session: Session, actor: Actor, case_ref: str | int) -> Case:
         case = session.scalars(select(Case).where(_case_filter(case_ref))).one_or_none()
@@ -355,7 +371,7 @@ class Sagsflow:
             case = self._load_case(session, actor, case_ref)
             version, process = self.catalog.by_version_id(session, case.process_version_id)
             steps = list(session.scalars(select(CaseStep).where(CaseStep.case_id == case.id).order_by(CaseStep.id)))
-            return self._view(session, case, steps, version, process, language)
+            return self._view(session, actor, case, steps, version, process, language)
 
     def list_cases(
         self,

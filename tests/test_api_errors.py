@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from engine.errors import BadRequest
 from engine.service import Sagsflow
 from tests.helpers import Tokens, example
 
@@ -445,3 +447,92 @@ def test_stale_version_message_names_versions(client: TestClient, tokens: Tokens
     )
 
     assert "du sendte version 7, sagen er nu på version 1" in error_of(response)["message"]
+
+
+def test_applicant_sees_no_internal_data(client: TestClient, tokens: Tokens, case: dict[str, Any]) -> None:
+    client.post(
+        f"/cases/{case['id']}/steps/completeness_check/complete",
+        json={"data": {"application_complete": True}},
+        headers=auth(tokens.caseworker),
+    )
+
+    seen = client.get(f"/cases/{case['id']}", headers=auth(tokens.applicant)).json()
+
+    assert "checklist" not in seen
+    assert "application_complete" not in seen["data"]
+    assert "cites_appendix" not in seen["data"]
+    assert seen["data"]["species"] == "Python regius"
+    assert {document["kind"] for document in seen["documents"]} <= {"application", "letter"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Navn\u0000", "\u202eeman", "\u200b\u200b", "ok\u0007"],
+)
+def test_unsafe_text_is_422(client: TestClient, tokens: Tokens, text: str) -> None:
+    response = submit_with(client, tokens, applicant_name=text)
+
+    assert response.status_code == 422
+    assert "data.applicant_name" in field_errors(response)
+
+
+def test_lone_surrogate_is_422(client: TestClient, tokens: Tokens) -> None:
+    application = example("01")
+    body = json.dumps(application).replace('"Kragelund Terrarieimport ApS"', '"\\ud800"', 1)
+
+    response = client.post(
+        "/cases", content=body.encode("ascii"), headers={**auth(tokens.applicant), "Content-Type": "application/json"}
+    )
+
+    assert response.status_code == 422
+    assert "data.applicant_name" in field_errors(response)
+
+
+def test_unsafe_comment_is_422(client: TestClient, tokens: Tokens, case: dict[str, Any]) -> None:
+    response = client.post(
+        f"/cases/{case['id']}/steps/decision_approval/approve",
+        json={"decision": "reject", "comment": "nej\u0000"},
+        headers=auth(tokens.approver),
+    )
+
+    assert response.status_code in (409, 422)
+
+
+def test_postcode_must_exist(client: TestClient, tokens: Tokens) -> None:
+    response = submit_with(client, tokens, applicant_postcode="0000")
+
+    assert response.status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "headers"),
+    [
+        ("get", "/cases/1/documents/99999999999999999999999", {}),
+        ("get", "/cases?offset=9223372036854775808", {}),
+        ("get", "/cases?process=%00", {}),
+        ("post", "/cases/1/steps/completeness_check/complete", {"If-Match": '"²"'.encode("latin-1")}),
+    ],
+)
+def test_odd_requests_are_client_errors(
+    client: TestClient, tokens: Tokens, case: dict[str, Any], method: str, url: str, headers: dict[str, Any]
+) -> None:
+    response = getattr(client, method)(
+        url, headers={**auth(tokens.caseworker), **headers}, **({"json": {"data": {}}} if method == "post" else {})
+    )
+
+    assert 400 <= response.status_code < 500
+
+
+def test_version_must_be_an_integer(client: TestClient, tokens: Tokens, case: dict[str, Any]) -> None:
+    response = client.post(
+        f"/cases/{case['id']}/steps/completeness_check/complete",
+        json={"data": {"application_complete": True}, "version": "1"},
+        headers=auth(tokens.caseworker),
+    )
+
+    assert response.status_code == 422
+
+
+def test_unknown_role_token_is_refused(service: Sagsflow) -> None:
+    with pytest.raises(BadRequest, match="Known roles: admin, applicant, approver, caseworker"):
+        service.create_token("ida", ["aprover"])

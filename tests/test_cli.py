@@ -44,7 +44,7 @@ def test_upgrade_deploy_and_redeploy(environment: dict[str, str]) -> None:
     assert upgraded == (0, "Databasen er på version 0001.\n")
     assert first[0] == 0
     assert "cites-import v1" in first[1]
-    assert "1 nye versioner, 0 uændrede." in first[1]
+    assert "1 ny version, 0 uændrede." in first[1]
     assert second[0] == 0
     assert "0 nye versioner, 1 uændrede." in second[1]
 
@@ -136,7 +136,7 @@ def test_case_list_and_show(environment: dict[str, str]) -> None:
 
     assert listed[0] == 0
     assert case["journal_number"] in listed[1]
-    assert "1 af 1 sager." in listed[1]
+    assert "1 af 1 sag." in listed[1]
     assert shown[0] == 0
     assert "[x] receipt/receipt_letter: Send kvittering" in shown[1]
     assert "[ ] screening/completeness_check" in shown[1]
@@ -270,11 +270,11 @@ def test_diff_and_migrate_cases(environment: dict[str, str], tmp_path: Path) -> 
     moved = invoke(changed, "migrate-cases", "cites-import", "--to", "2")
     shown = invoke(changed, "case", "show", case["journal_number"])
 
-    assert diff == (0, "- step consultation_replies\n1 ændringer.\n")
+    assert diff == (0, "- step consultation_replies\n1 ændring.\n")
     assert dry[0] == 0
     assert f"{case['journal_number']}  v1 → v2  screening  ok" in dry[1]
     assert moved[0] == 0
-    assert "1 sager flyttet." in moved[1]
+    assert "1 sag flyttet." in moved[1]
     assert "(cites-import v2)" in shown[1]
 
 
@@ -287,3 +287,11 @@ def test_migrate_cases_unknown_version(environment: dict[str, str]) -> None:
     assert code == 1
     assert "Processen 'cites-import' har ingen version 9." in output
     assert "Udrullede versioner: 1." in output
+
+
+def test_serve_rejects_port_out_of_range(environment: dict[str, str]) -> None:
+    code, output = invoke(environment, "serve", "--port", "99999")
+
+    assert code == 2
+    assert "65535" in output
+    assert "Traceback" not in output

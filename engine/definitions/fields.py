@@ -9,6 +9,7 @@ are converted back for guards and templates by `to_context`, e.g. a `date` is st
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -78,6 +79,45 @@ class FieldType:
         return schema
 
 
+# Characters that reverse or isolate text direction can make a stored name read differently
+# from what it contains (Unicode Technical Report #36, "bidirectional text spoofing").
+_DIRECTION_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def check_text(value: str) -> str:
+    """Reject text that cannot be stored or read back faithfully; return it unchanged otherwise.
+
+    Refused: lone surrogates (not encodable as UTF-8), control characters other than tab and
+    line breaks (PostgreSQL cannot store NUL at all), text-direction controls, and text made
+    only of invisible characters.
+    """
+    for character in value:
+        category = unicodedata.category(character)
+        if category == "Cs":
+            raise _invalid(
+                "Indeholder tegn, der ikke er gyldig Unicode.",
+                "Contains characters that are not valid Unicode.",
+                "Send teksten som UTF-8.",
+                "Send the text as UTF-8.",
+            )
+        if category == "Cc" and character not in "\t\n\r":
+            raise _invalid(
+                f"Indeholder kontroltegnet U+{ord(character):04X}.",
+                f"Contains the control character U+{ord(character):04X}.",
+                "Fjern tegnet; kun tabulator og linjeskift er tilladt.",
+                "Remove the character; only tab and line breaks are allowed.",
+            )
+        if character in _DIRECTION_CONTROLS:
+            raise _invalid(
+                f"Indeholder tegnet U+{ord(character):04X}, der vender skriveretningen.",
+                f"Contains the character U+{ord(character):04X}, which changes the writing direction.",
+            )
+    visible = [c for c in value if not c.isspace() and unicodedata.category(c) not in ("Cf", "Zs", "Mn")]
+    if value and not visible:
+        raise _invalid("Indeholder ingen synlige tegn.", "Contains no visible characters.")
+    return value
+
+
 def _require_str(raw: Any) -> str:
     if not isinstance(raw, str):
         raise _invalid(
@@ -86,7 +126,7 @@ def _require_str(raw: Any) -> str:
             "Send værdien som en JSON-streng i anførselstegn.",
             "Send the value as a JSON string in quotes.",
         )
-    return raw
+    return check_text(raw)
 
 
 class TextType(FieldType):
@@ -432,10 +472,11 @@ class PostcodeType(FieldType):
 
     def parse(self, raw: Any, field: FieldDef, lookups: Lookups) -> Any:
         value = _require_str(raw).strip()
-        if not re.fullmatch(r"\d{4}", value):
+        # Danish postcodes run from 0555 (a scanning address) to 9990; 0000-0554 are not issued.
+        if not re.fullmatch(r"\d{4}", value) or not 555 <= int(value) <= 9990:
             raise _invalid(
-                f"'{value}' er ikke et postnummer på fire cifre.",
-                f"'{value}' is not a four-digit postcode.",
+                f"'{value}' er ikke et dansk postnummer (fire cifre fra 0555 til 9990).",
+                f"'{value}' is not a Danish postcode (four digits from 0555 to 9990).",
             )
         return value
 

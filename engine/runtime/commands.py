@@ -23,6 +23,7 @@ from engine.adapters.species import SpeciesRegister
 from engine.auth import Actor
 from engine.calendar import local_date
 from engine.definitions.compile import CompiledProcess, CompiledStep
+from engine.definitions.fields import FieldValueError, check_text
 from engine.definitions.templates import TemplateProblem
 from engine.errors import BadRequest, Conflict, FieldErrors, Forbidden, NotFound, ProcessFault
 from engine.i18n import Language, Text
@@ -271,7 +272,11 @@ class CaseCommand:
                 document=document,
                 channel="digital_post",
                 idempotency_key=f"letter:{self.case.journal_number}:{document.number}",
-                payload={"letter": letter_id, "recipient": recipient},
+                payload={
+                    "letter": letter_id,
+                    "recipient": recipient,
+                    "classification": self.process.definition.classification,
+                },
                 status=OutboxStatus.PENDING,
                 attempts=0,
                 next_attempt_at=self.now,
@@ -373,6 +378,11 @@ class CaseCommand:
         self.require_role(definition.role)
         comment = (comment or "").strip() or None
         errors = FieldErrors()
+        if comment is not None:
+            try:
+                check_text(comment)
+            except FieldValueError as error:
+                errors.add("comment", error.code, error.text, error.hint)
         if comment is not None and len(comment) > MAX_COMMENT_LENGTH:
             errors.add(
                 "comment",

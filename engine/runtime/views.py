@@ -173,3 +173,20 @@ def case_view(
     view["active_steps"] = [row.step_id for row in steps if row.status == "active"]
     view["documents"] = [document_summary(document) for document in sorted(documents, key=lambda d: d.number)]
     return view
+
+
+def applicant_view(view: dict[str, Any], process: CompiledProcess) -> dict[str, Any]:
+    """Cut a case view down to what its applicant may see.
+
+    Applicants see their own application data, the phase and status, and the documents on
+    the case addressed to or received from them. Caseworkers' notes, drafts not yet
+    decided, the checklist and who did what stay internal until they reach a letter.
+    """
+    application_fields = {name for name, field in process.fields.items() if field.source == "application"}
+    hidden = {"checklist", "active_steps", "created_by"}
+    restricted = {key: value for key, value in view.items() if key not in hidden}
+    restricted["data"] = {name: value for name, value in view["data"].items() if name in application_fields}
+    restricted["documents"] = [
+        document for document in view["documents"] if document["kind"] == "application" or document["status"] == "sent"
+    ]
+    return restricted
