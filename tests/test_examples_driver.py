@@ -115,7 +115,7 @@ def test_driver_closes_example_case(
     assert decision["status"] == "sent"
     assert f"letter:{case['journal_number']}:{decision['number']}" in post.delivered
     assert case["data"]["species"] in decision["text"]
-    assert "## Begrundelse" in decision["text"]
+    assert "\nBegrundelse\n\n" in decision["text"]
     assert decision["text"].rstrip() in output.out
     assert "closing_check" in output.out.splitlines()[-1]
 

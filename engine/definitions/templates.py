@@ -25,6 +25,7 @@ from jinja2 import DictLoader, StrictUndefined, Template, TemplateError, meta, n
 from jinja2.sandbox import SandboxedEnvironment
 from markdown_it import MarkdownIt
 
+from engine.definitions.plaintext import render_plain_text
 from engine.i18n import LANGUAGES, Language
 
 _MONTHS = {
@@ -40,11 +41,20 @@ _MONTHS = {
 
 # Names every letter template may use besides the case fields; the runtime fills them.
 LETTER_NAMES: frozenset[str] = frozenset(
-    {"case", "authority", "process", "letter_date", "fee", "appeal", "language", "recipient"}
+    {"case", "authority", "process", "letter_date", "fee", "appeal", "language", "recipient", "deadlines"}
 )
 
 _BLANK_LINES = re.compile(r"\n{3,}")
-_MARKDOWN = MarkdownIt("commonmark", {"html": False, "typographer": False})
+# With `html: False`, markdown-it escapes raw HTML in a template or a field value, so it shows as text.
+_MARKDOWN = MarkdownIt("commonmark", {"html": False, "typographer": False}).enable("table")
+
+# Characters that start or end Markdown syntax wherever they are on a line: escapes, code
+# spans and fences, emphasis, links, autolinks and raw HTML, entity references, ATX
+# headings, table cells and block quotes.
+_MARKDOWN_ANYWHERE = re.compile(r"([\\`*_\[\]<>&#|~])")
+# Line starts that Markdown reads as a list item, a setext heading underline or a
+# thematic break: "-", "+" or "=", or a number followed by "." or ")".
+_MARKDOWN_LINE_START = re.compile(r"^(?:([-+=])|(\d+)([.)]))")
 
 
 def format_date(value: date | datetime | str | None, language: Language = "da") -> str:
@@ -85,6 +95,27 @@ def format_country(code: str | None, language: Language = "da") -> str:
         return str(code)
     name: str = getattr(country, "common_name", None) or country.name
     return _danish_country_names().gettext(country.name) if language == "da" else name
+
+
+def escape_markdown(value: str) -> str:
+    """Backslash-escape text so that Markdown shows it literally, e.g. "[Klik](x)" as written.
+
+    Leading and trailing blanks of each line are removed, because Markdown would read four
+    leading spaces as a code block and two trailing ones as a line break. Line breaks stay,
+    and a blank line inside the value still separates two paragraphs.
+    """
+    lines = []
+    for line in value.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        escaped = _MARKDOWN_ANYWHERE.sub(r"\\\1", line.strip())
+        lines.append(_MARKDOWN_LINE_START.sub(_escape_line_start, escaped))
+    return "\n".join(lines)
+
+
+def _escape_line_start(match: re.Match[str]) -> str:
+    marker, number, delimiter = match.groups()
+    if marker:
+        return "\\" + marker
+    return f"{number}\\{delimiter}"
 
 
 class TemplateProblem(Exception):
@@ -150,9 +181,12 @@ def analyse_template(name: str, source: str) -> TemplateInfo:
 
 @dataclass(frozen=True)
 class RenderedLetter:
+    """A rendered letter. `markdown` is the template's output, and `text` and `html` are rendered from it."""
+
     subject: str
     text: str
     html: str
+    markdown: str
 
 
 class LetterRenderer:
@@ -189,16 +223,17 @@ class LetterRenderer:
     def render(self, name: str, subject: str, language: Language, context: Mapping[str, Any]) -> RenderedLetter:
         template = self._template(name, language)
         try:
-            text = template.render(context)
+            output = template.render(context)
         except TemplateError as error:
             raise TemplateProblem(name, error.message or type(error).__name__, getattr(error, "lineno", None)) from None
-        text = _BLANK_LINES.sub("\n\n", text).strip() + "\n"
-        body = _MARKDOWN.render(text)
+        markdown = _BLANK_LINES.sub("\n\n", output).strip() + "\n"
+        tokens = _MARKDOWN.parse(markdown)
+        body = _MARKDOWN.renderer.render(tokens, _MARKDOWN.options, {})
         html = (
             f'<!DOCTYPE html>\n<html lang="{language}">\n<head><meta charset="utf-8">'
             f"<title>{_escape(subject)}</title></head>\n<body>\n{body}</body>\n</html>\n"
         )
-        return RenderedLetter(subject=subject, text=text, html=html)
+        return RenderedLetter(subject=subject, text=render_plain_text(tokens), html=html, markdown=markdown)
 
     def _label(self, value: Any, field: str, language: Language) -> str:
         if value is None:

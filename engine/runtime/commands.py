@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
 from engine.actions import ACTIONS
 from engine.adapters.cvr import CompanyRegister
+from engine.adapters.de_minimis import DeMinimisRegister
+from engine.adapters.land_registry import LandRegistry
 from engine.adapters.species import SpeciesRegister
 from engine.auth import Actor
 from engine.calendar import local_date
@@ -83,6 +85,22 @@ class CaseCommand:
     @property
     def companies(self) -> CompanyRegister:
         return self.services.companies
+
+    @property
+    def de_minimis(self) -> DeMinimisRegister:
+        return self.services.de_minimis
+
+    @property
+    def land_registry(self) -> LandRegistry:
+        return self.services.land_registry
+
+    @property
+    def case_reference(self) -> str:
+        return self.case.journal_number
+
+    @property
+    def today(self) -> date:
+        return local_date(self.now)
 
     def value(self, field: str) -> Any:
         return self.case.data.get(field)
@@ -240,6 +258,10 @@ class CaseCommand:
         template = letter.templates[language]
         subject = letter.label.get(language)
         context = letter_context(self.case, self.process, self.services, self.now, language)
+        # The due dates of the phase's steps, e.g. the reply deadline a hearing letter states.
+        context["deadlines"] = {
+            row.step_id: local_date(row.due_at) for row in self.current_rows() if row.due_at is not None
+        }
         try:
             rendered = self.process.renderer.render(template, subject, language, context)
         except TemplateProblem as problem:
@@ -257,7 +279,7 @@ class CaseCommand:
             title=subject,
             letter_id=letter_id,
             language=language,
-            content_type="text/markdown; charset=utf-8",
+            content_type="text/plain; charset=utf-8",
             body_text=rendered.text,
             body_html=rendered.html,
             sha256=sha256_text(rendered.text),

@@ -1,9 +1,14 @@
 """Render a case's letters and build the context their templates see.
 
 Besides every case field, a template sees `case`, `authority`, `process`, `letter_date`,
-`fee`, `appeal`, `language` and `recipient`. `appeal.deadline` is the actual expiry date
+`fee`, `appeal`, `language`, `recipient` and `deadlines` (the due dates of the current
+phase's steps by step id, added by the command). `appeal.deadline` is the actual expiry date
 of the appeal period counted from the letter's date on the Danish calendar, which every
 decision letter must state.
+
+Text the applicant typed reaches the template escaped for Markdown, so that a name such as
+"[Klik](http://evil.example)" shows as written and never becomes a link. Text written by a
+caseworker or the system is Markdown and may contain lists or emphasis.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Any
 from engine.calendar import DayRule, DeadlineUnit, compute_deadline, local_date
 from engine.definitions.compile import CompiledProcess
 from engine.definitions.model import Deadline
+from engine.definitions.templates import escape_markdown
 from engine.i18n import Language
 from engine.runtime.services import Services
 from engine.storage.tables import Case
@@ -48,17 +54,30 @@ def recipient_of(case: Case) -> dict[str, str]:
     return {"id_type": "NONE", "id": "", "name": data.get("applicant_name", "")}
 
 
+def field_context(process: CompiledProcess, name: str, stored: Any) -> Any:
+    """Convert a stored field value for templates, escaping the applicant's text for Markdown.
+
+    Enum values stay unchanged, because they are codes from the process definition that the
+    `label` filter looks up.
+    """
+    value = process.field_types[name].to_context(stored)
+    field = process.fields[name]
+    if field.source == "application" and field.type != "enum" and isinstance(value, str):
+        return escape_markdown(value)
+    return value
+
+
 def letter_context(
     case: Case, process: CompiledProcess, services: Services, now: datetime, language: Language
 ) -> dict[str, Any]:
     definition = process.definition
-    context: dict[str, Any] = {
-        name: process.field_types[name].to_context(case.data.get(name)) for name in process.fields
-    }
+    context: dict[str, Any] = {name: field_context(process, name, case.data.get(name)) for name in process.fields}
+
     deadline = case.processing_deadline_at
     context["case"] = {
         "journal_number": case.journal_number,
-        "title": case.title,
+        # The process's case title template usually includes the applicant's name.
+        "title": escape_markdown(case.title),
         "received": local_date(case.received_at),
         "processing_deadline": local_date(deadline) if deadline else None,
         "language": case.language,
@@ -76,7 +95,8 @@ def letter_context(
     context["letter_date"] = local_date(now)
     context["fee"] = definition.fee.amount if definition.fee else None
     context["language"] = language
-    context["recipient"] = recipient_of(case)
+    recipient = recipient_of(case)
+    context["recipient"] = {**recipient, "name": escape_markdown(recipient["name"])}
     appeal = definition.appeal
     context["appeal"] = (
         {
