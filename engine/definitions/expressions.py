@@ -9,15 +9,19 @@ sandbox refuses access to private attributes and unsafe callables.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from jinja2 import TemplateError, nodes
 from jinja2.parser import Parser
 from jinja2.sandbox import SandboxedEnvironment
 
+from engine.i18n import Text
+
 logger = logging.getLogger(__name__)
+
+N = TypeVar("N", bound=nodes.Node)
 
 _ENVIRONMENT = SandboxedEnvironment()
 
@@ -26,10 +30,10 @@ GUARD_NAMES: frozenset[str] = frozenset({"outcome", "today"})
 
 
 class ExpressionError(Exception):
-    """The expression does not parse or compile; `detail` says why in English."""
+    """The expression does not parse or compile; `detail` gives the reason in Danish and English."""
 
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
+    def __init__(self, detail: Text) -> None:
+        super().__init__(detail.en)
         self.detail = detail
 
 
@@ -48,24 +52,77 @@ class Guard:
             return False
 
 
-def _referenced_names(source: str) -> frozenset[str]:
-    parser = Parser(_ENVIRONMENT, source, state="variable")
-    expression = parser.parse_expression()
-    if not parser.stream.eos:
-        token = parser.stream.current
-        raise ExpressionError(f"unexpected '{token.value}' after the end of the expression")
-    return frozenset(node.name for node in expression.find_all(nodes.Name) if node.ctx == "load")
+def _jinja_detail(error: TemplateError) -> Text:
+    # Jinja2's messages are English, so the Danish text names Jinja2 as their source.
+    message = error.message or type(error).__name__
+    return Text(f"Jinja2 melder: {message}", message)
+
+
+def parse_guard(source: str) -> nodes.Expr:
+    """Parse a guard into its Jinja2 expression node, or raise `ExpressionError`."""
+    if not source.strip():
+        raise ExpressionError(Text("udtrykket er tomt", "the expression is empty"))
+    try:
+        parser = Parser(_ENVIRONMENT, source, state="variable")
+        expression = parser.parse_expression()
+        if not parser.stream.eos:
+            token = parser.stream.current
+            raise ExpressionError(
+                Text(
+                    f"uventet '{token.value}' efter udtrykkets slutning",
+                    f"unexpected '{token.value}' after the end of the expression",
+                )
+            )
+    except TemplateError as error:
+        raise ExpressionError(_jinja_detail(error)) from None
+    return expression
+
+
+def find_nodes(node: nodes.Node, node_type: type[N]) -> Iterator[N]:
+    """Yield `node` and every node under it of `node_type`; Jinja2's `find_all` skips `node` itself."""
+    if isinstance(node, node_type):
+        yield node
+    yield from node.find_all(node_type)
+
+
+def _named_lookups(node: nodes.Node) -> Iterator[tuple[nodes.Expr, str, int]]:
+    """Yield (looked-up object, name, line) for `x.name` and `x['name']` anywhere in `node`."""
+    for attribute in find_nodes(node, nodes.Getattr):
+        yield attribute.node, attribute.attr, attribute.lineno
+    for item in find_nodes(node, nodes.Getitem):
+        if isinstance(item.arg, nodes.Const) and isinstance(item.arg.value, str):
+            yield item.node, item.arg.value, item.lineno
+
+
+def private_accesses(node: nodes.Node) -> list[tuple[str, int]]:
+    """List attribute and constant-key lookups whose name starts with `_`, with their lines.
+
+    Such names reach into Python internals (`x.__class__`, `x['__dict__']`). The sandbox
+    rejects them only when a guard or template runs, so validation rejects them earlier.
+    """
+    found = [(name, line) for _, name, line in _named_lookups(node) if name.startswith("_")]
+    return sorted(found, key=lambda access: access[1])
+
+
+def outcome_steps(expression: nodes.Node) -> frozenset[str]:
+    """Return the step ids that an expression reads from `outcome`, as `outcome.x` or `outcome['x']`."""
+    return frozenset(
+        name
+        for target, name, _ in _named_lookups(expression)
+        if isinstance(target, nodes.Name) and target.name == "outcome"
+    )
 
 
 def compile_guard(source: str) -> Guard:
-    """Compile a guard expression or raise `ExpressionError`."""
-    if not source.strip():
-        raise ExpressionError("the expression is empty")
+    """Compile a guard expression or raise `ExpressionError`.
+
+    Names starting with `_` are not rejected here, because versions deployed before that
+    check must still load. Validation rejects them, and so does the sandbox at run time.
+    """
+    expression = parse_guard(source)
+    names = frozenset(node.name for node in find_nodes(expression, nodes.Name) if node.ctx == "load")
     try:
-        names = _referenced_names(source)
         evaluate = _ENVIRONMENT.compile_expression(source, undefined_to_none=True)
-    except ExpressionError:
-        raise
     except TemplateError as error:
-        raise ExpressionError(error.message or type(error).__name__) from None
+        raise ExpressionError(_jinja_detail(error)) from None
     return Guard(source=source, names=names, _evaluate=evaluate)

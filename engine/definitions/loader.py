@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from engine.definitions.compile import CompiledProcess, content_hash
 from engine.definitions.model import PROCESS_ID_PATTERN, ProcessDef, SkeletonDef
-from engine.definitions.problems import Location, Problem, make_problem
+from engine.definitions.problems import Location, Problem, make_problem, pydantic_detail
 from engine.definitions.resolve import LoadedProcess, LoadedSkeleton, Resolution, resolve
 from engine.definitions.source import Loc, SourceFile, load_source
 from engine.definitions.validate import validate_resolved
@@ -41,6 +41,8 @@ class LoadedDefinitions:
     compiled: dict[str, CompiledProcess] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    # Ids of skeleton files that failed to read or model; they are not in `skeletons`.
+    broken_skeletons: set[str] = field(default_factory=set)
 
     @property
     def errors(self) -> list[Problem]:
@@ -114,14 +116,15 @@ def _data_path(data: Any, loc: Sequence[Any]) -> Loc:
     return tuple(path)
 
 
-def _describe_kind(value: Any) -> Text | str:
+def _describe_kind(value: Any) -> Text:
     if isinstance(value, bool):
         return Text("en sandhedsværdi (boolean)", "a boolean")
     if isinstance(value, int | float):
         return Text("et tal", "a number")
     if isinstance(value, date | datetime):
         return Text("en dato", "a date")
-    return type(value).__name__
+    name = type(value).__name__
+    return Text(f"en værdi af typen {name}", f"a value of type {name}")
 
 
 _MAPPING_TYPES = frozenset({"model_type", "dict_type", "model_attributes_type"})
@@ -133,7 +136,8 @@ def _pattern_problem(item: Any, location: Location, dotted: str) -> Problem:
         return make_problem("SF203", location, value=item["input"], separator="-")
     if "a-z" in pattern:
         return make_problem("SF203", location, value=item["input"], separator="_")
-    return make_problem("SF202", location, key=dotted, detail=f"it must match {pattern}")
+    detail = Text(f"værdien skal passe til mønstret {pattern}", f"the value must match the pattern {pattern}")
+    return make_problem("SF202", location, key=dotted, detail=detail)
 
 
 def _item_problem(item: Any, source: SourceFile, model: type[BaseModel], loc: Loc, on_key: bool) -> Problem:
@@ -160,9 +164,11 @@ def _item_problem(item: Any, source: SourceFile, model: type[BaseModel], loc: Lo
         shown = repr(value) if isinstance(value, str) else str(value)
         return make_problem("SF205", location, key=dotted, value=shown)
     if kind == "string_type" and isinstance(value, int | float | bool | date | datetime):
-        shown = str(value).lower() if isinstance(value, bool) else str(value)
+        # Show the value as written: `09.05`, not the number 9.05 that YAML read.
+        written = (source.key_texts if on_key else source.scalar_texts).get(loc)
+        shown = written or (str(value).lower() if isinstance(value, bool) else str(value))
         return make_problem("SF204", location, key=dotted, value=shown, kind=_describe_kind(value))
-    return make_problem("SF202", location, key=dotted, detail=item["msg"])
+    return make_problem("SF202", location, key=dotted, detail=pydantic_detail(item))
 
 
 def model_problems(error: ValidationError, source: SourceFile, model: type[BaseModel]) -> list[Problem]:
@@ -211,19 +217,28 @@ def _yaml_files(paths: Iterable[Path]) -> list[Path]:
     return list(unique.values())
 
 
-def _parse(path: Path, root: Path, result: LoadedDefinitions, expected: str) -> tuple[Any, SourceFile] | None:
+@dataclass
+class _Parsed:
+    """One definition file after reading and modelling; `definition` is None when either failed."""
+
+    definition: Any | None
+    source: SourceFile | None
+
+
+def _parse(path: Path, root: Path, result: LoadedDefinitions, expected: str) -> _Parsed:
     """Read and model one file that should hold a document of the `expected` kind ("skeleton" or "process")."""
     display = _display(path, root)
     result.files.append(display)
     if not path.is_file():
-        result.problems.append(
-            make_problem("SF100", Location(display), detail="the file does not exist or is not a regular file")
+        detail = Text(
+            "filen findes ikke eller er ikke en almindelig fil", "the file does not exist or is not a regular file"
         )
-        return None
+        result.problems.append(make_problem("SF100", Location(display), detail=detail))
+        return _Parsed(None, None)
     source, problems = load_source(path, display)
     result.problems.extend(problems)
     if source is None or not isinstance(source.data, dict):
-        return None
+        return _Parsed(None, source)
 
     data = source.data
     kind: str | None = None
@@ -237,17 +252,23 @@ def _parse(path: Path, root: Path, result: LoadedDefinitions, expected: str) -> 
         if expected == "process":
             expected_text = Text("en procesdefinition", "a process definition")
         result.problems.append(make_problem("SF111", source.location(()), expected=expected_text))
-        return None
+        return _Parsed(None, source)
 
     model: type[BaseModel] = SkeletonDef if kind == "skeleton" else ProcessDef
     try:
         definition = model.model_validate(data)
     except ValidationError as error:
         result.problems.extend(model_problems(error, source, model))
-        return None
+        return _Parsed(None, source)
     if any(problem.severity == "error" for problem in problems):
-        return None
-    return definition, source
+        return _Parsed(None, source)
+    return _Parsed(definition, source)
+
+
+def _skeleton_id(path: Path, source: SourceFile | None) -> str:
+    """Return the id a skeleton file declares, or its file name's stem when the file has none readable."""
+    declared = source.data.get("skeleton") if source is not None and isinstance(source.data, dict) else None
+    return declared if isinstance(declared, str) else path.stem
 
 
 def load_definitions(root: Path, paths: Sequence[Path] | None = None) -> LoadedDefinitions:
@@ -262,9 +283,11 @@ def load_definitions(root: Path, paths: Sequence[Path] | None = None) -> LoadedD
     skeleton_origin: dict[str, Location] = {}
     for path in skeleton_files:
         parsed = _parse(path, root, result, "skeleton")
-        if parsed is None:
+        if parsed.definition is None or parsed.source is None:
+            # Its own problems are reported, so processes extending it get no SF300 (unknown skeleton).
+            result.broken_skeletons.add(_skeleton_id(path, parsed.source))
             continue
-        definition, source = parsed
+        definition, source = parsed.definition, parsed.source
         location = source.location(("skeleton",))
         if definition.skeleton in result.skeletons:
             result.problems.append(
@@ -281,12 +304,17 @@ def load_definitions(root: Path, paths: Sequence[Path] | None = None) -> LoadedD
         result.skeletons[definition.skeleton] = LoadedSkeleton(definition, source)
 
     # Every skeleton is validated on its own, so a skeleton error is reported once, at its line.
-    for skeleton in result.skeletons.values():
+    # A skeleton with an error, in its YAML file or in a letter template, compiles no process.
+    error_files = {p.location.file for p in result.errors}
+    skeletons_with_errors: set[str] = set()
+    for skeleton_id, skeleton in result.skeletons.items():
         bare = resolve(skeleton, None, root)
-        result.problems.extend(bare.problems)
+        problems = list(bare.problems)
         if bare.process is not None:
-            result.problems.extend(validate_resolved(bare.process, bare.sources))
-    skeleton_error_files = {p.location.file for p in result.errors}
+            problems.extend(validate_resolved(bare.process, bare.sources))
+        result.problems.extend(problems)
+        if skeleton.source.display in error_files or any(p.severity == "error" for p in problems):
+            skeletons_with_errors.add(skeleton_id)
 
     # Every process file is read, so a requested process can extend one that was not requested;
     # problems are reported only for the requested files and the processes they extend.
@@ -308,7 +336,7 @@ def load_definitions(root: Path, paths: Sequence[Path] | None = None) -> LoadedD
     for resolved_path in sorted(requested_files):
         process = index.by_path.get(resolved_path)
         if process is not None and index.is_first(process):
-            _load_process(process, root, result, index, skeleton_error_files)
+            _load_process(process, root, result, index, skeletons_with_errors)
 
     result.problems = _deduplicate(result.problems)
     return result
@@ -323,11 +351,11 @@ class _ProcessIndex:
         self.file_results: dict[Path, LoadedDefinitions] = {}
         self.duplicates: dict[Path, Problem] = {}
 
-    def add(self, path: Path, parsed: tuple[Any, SourceFile] | None, scratch: LoadedDefinitions) -> None:
+    def add(self, path: Path, parsed: _Parsed, scratch: LoadedDefinitions) -> None:
         self.file_results[path] = scratch
-        if parsed is None:
+        if parsed.definition is None or parsed.source is None:
             return
-        definition, source = parsed
+        definition, source = parsed.definition, parsed.source
         process = LoadedProcess(definition, source)
         first = self.by_id.get(definition.process)
         if first is not None:
@@ -380,7 +408,7 @@ def _load_process(
     root: Path,
     result: LoadedDefinitions,
     index: _ProcessIndex,
-    skeleton_error_files: set[str],
+    skeletons_with_errors: set[str],
 ) -> None:
     definition, source = process.definition, process.source
     ancestors, cycle = index.chain(process)
@@ -391,6 +419,8 @@ def _load_process(
         return
     base_id = (ancestors[-1] if ancestors else process).definition.extends
     skeleton = result.skeletons.get(base_id)
+    if skeleton is None and base_id in result.broken_skeletons:
+        return
     if skeleton is None:
         culprit = ancestors[-1] if ancestors else process
         result.problems.append(
@@ -424,7 +454,7 @@ def _load_process(
     ancestor_files = {ancestor.source.display for ancestor in ancestors}
     blocked = (
         any(p.severity == "error" for p in problems)
-        or skeleton.source.display in skeleton_error_files
+        or skeleton.definition.skeleton in skeletons_with_errors
         or any(p.severity == "error" and p.location.file in ancestor_files for p in result.problems)
     )
     if resolution.process is not None and not blocked:

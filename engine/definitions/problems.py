@@ -6,6 +6,7 @@ Each problem has a stable code, listed in `CATALOG` and documented in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -271,8 +272,8 @@ CATALOG: dict[str, Entry] = {
     "SF307": Entry(
         "invalid-expression",
         _t(
-            "Udtrykket '{expression}' kan ikke læses: {detail}.",
-            "The expression '{expression}' does not parse: {detail}.",
+            "Udtrykket '{expression}' er ugyldigt: {detail}.",
+            "The expression '{expression}' is not valid: {detail}.",
         ),
         _t(
             "Skriv et Jinja2-udtryk over felterne, fx: quantity > 10 and purpose == 'T'.",
@@ -300,16 +301,16 @@ CATALOG: dict[str, Entry] = {
     "SF311": Entry(
         "invalid-template",
         _t(
-            "Brevskabelonen '{template}' kan ikke bruges: {detail}.",
-            "The letter template '{template}' cannot be used: {detail}.",
+            "Brevskabelonen '{template}' (brevet '{letter}') kan ikke bruges: {detail}.",
+            "The letter template '{template}' (letter '{letter}') cannot be used: {detail}.",
         ),
-        None,
+        _t("{fix}", "{fix}"),
     ),
     "SF312": Entry(
         "unknown-template-variable",
         _t(
-            "Brevskabelonen '{template}' bruger den ukendte variabel '{name}'.",
-            "The letter template '{template}' uses the unknown variable '{name}'.",
+            "{template} bruger den ukendte variabel '{name}'.",
+            "{template} uses the unknown variable '{name}'.",
         ),
         _t("Kendte variabler: {known}.", "Known variables: {known}."),
     ),
@@ -483,6 +484,26 @@ CATALOG: dict[str, Entry] = {
             "Change 'extends' in one of the processes, so that the chain ends in a skeleton.",
         ),
     ),
+    "SF331": Entry(
+        "step-still-used",
+        _t(
+            "Trinnet '{name}' fjernes, men bruges stadig af {users}.",
+            "The step '{name}' is removed but is still used by {users}.",
+        ),
+        _t(
+            "Erstat trinnet med 'replace:' i stedet for at fjerne det, eller ret først det, der bruger det.",
+            "Replace the step with 'replace:' instead of removing it, or first change what uses it.",
+        ),
+    ),
+    "SF332": Entry(
+        "impossible-comparison",
+        _t(
+            "I betingelsen '{expression}' kan feltet '{name}' aldrig være lig med {value}: {detail}.",
+            "In the condition '{expression}', the field '{name}' can never equal {value}: {detail}.",
+        ),
+        _t("{fix}", "{fix}"),
+        "warning",
+    ),
 }
 
 
@@ -508,3 +529,128 @@ def make_problem(code: str, location: Location, **params: Any) -> Problem:
         hint=_fill(entry.hint, params) if entry.hint else None,
         severity=entry.severity,
     )
+
+
+# pydantic's error messages are English only; these are the error types the definition models raise.
+
+_WHOLE_NUMBER = _t("værdien skal være et helt tal", "the value must be a whole number")
+_BOOLEAN = _t("værdien skal være true eller false", "the value must be true or false")
+_NUMBER = _t("værdien skal være et tal", "the value must be a number")
+_MAPPING = _t("værdien skal være en mapping (nøgle: værdi)", "the value must be a mapping (key: value)")
+
+_FIXED_DETAILS: dict[str, Text] = {
+    "missing": _t("værdien mangler", "the value is missing"),
+    "extra_forbidden": _t("nøglen er ukendt", "the key is not known"),
+    "string_type": _t("værdien skal være tekst", "the value must be text"),
+    "int_parsing": _WHOLE_NUMBER,
+    "int_type": _WHOLE_NUMBER,
+    "int_from_float": _WHOLE_NUMBER,
+    "bool_type": _BOOLEAN,
+    "bool_parsing": _BOOLEAN,
+    "decimal_parsing": _NUMBER,
+    "decimal_type": _NUMBER,
+    "float_parsing": _NUMBER,
+    "float_type": _NUMBER,
+    "dict_type": _MAPPING,
+    "model_type": _MAPPING,
+    "model_attributes_type": _MAPPING,
+    "list_type": _t("værdien skal være en liste", "the value must be a list"),
+}
+
+
+def _count(number: Any, singular: str, plural: str) -> str:
+    return f"{number} {singular if int(number) == 1 else plural}"
+
+
+def _choices(context: dict[str, Any]) -> Text:
+    # pydantic lists the choices as "'a', 'b' or 'c'"; Danish joins the last one with "eller".
+    expected = str(context.get("expected", ""))
+    head, separator, last = expected.rpartition(" or ")
+    danish = f"{head} eller {last}" if separator else expected
+    return _t(f"værdien skal være {danish}", f"the value must be {expected}")
+
+
+def _collection(context: dict[str, Any]) -> tuple[str, str]:
+    if context.get("field_type") == "Dictionary":
+        return "mappingen", "the mapping"
+    return "listen", "the list"
+
+
+def _too_short(context: dict[str, Any]) -> Text:
+    da, en = _collection(context)
+    number = context["min_length"]
+    return _t(
+        f"{da} skal have mindst {_count(number, 'element', 'elementer')}",
+        f"{en} must have at least {_count(number, 'item', 'items')}",
+    )
+
+
+def _too_long(context: dict[str, Any]) -> Text:
+    da, en = _collection(context)
+    number = context["max_length"]
+    return _t(
+        f"{da} må højst have {_count(number, 'element', 'elementer')}",
+        f"{en} may have at most {_count(number, 'item', 'items')}",
+    )
+
+
+def _union_tag(context: dict[str, Any]) -> Text:
+    tag, discriminator, expected = context.get("tag"), context.get("discriminator"), context.get("expected_tags")
+    return _t(
+        f"'{tag}' er ikke en af de tilladte værdier af {discriminator}: {expected}",
+        f"'{tag}' is not one of the allowed values of {discriminator}: {expected}",
+    )
+
+
+_CONTEXT_DETAILS: dict[str, Callable[[dict[str, Any]], Text]] = {
+    "literal_error": _choices,
+    "enum": _choices,
+    "greater_than_equal": lambda c: _t(f"værdien skal være mindst {c['ge']}", f"the value must be at least {c['ge']}"),
+    "less_than_equal": lambda c: _t(f"værdien må højst være {c['le']}", f"the value must be at most {c['le']}"),
+    "greater_than": lambda c: _t(
+        f"værdien skal være større end {c['gt']}", f"the value must be greater than {c['gt']}"
+    ),
+    "less_than": lambda c: _t(f"værdien skal være mindre end {c['lt']}", f"the value must be less than {c['lt']}"),
+    "too_short": _too_short,
+    "too_long": _too_long,
+    "string_too_short": lambda c: _t(
+        f"teksten skal være mindst {c['min_length']} tegn lang",
+        f"the text must be at least {_count(c['min_length'], 'character', 'characters')} long",
+    ),
+    "string_too_long": lambda c: _t(
+        f"teksten må højst være {c['max_length']} tegn lang",
+        f"the text must be at most {_count(c['max_length'], 'character', 'characters')} long",
+    ),
+    "string_pattern_mismatch": lambda c: _t(
+        f"værdien skal passe til mønstret {c['pattern']}", f"the value must match the pattern {c['pattern']}"
+    ),
+    "decimal_max_places": lambda c: _t(
+        f"værdien må højst have {_count(c['decimal_places'], 'decimal', 'decimaler')}",
+        f"the value may have at most {_count(c['decimal_places'], 'decimal place', 'decimal places')}",
+    ),
+    "decimal_max_digits": lambda c: _t(
+        f"værdien må højst have {_count(c['max_digits'], 'ciffer', 'cifre')} i alt",
+        f"the value may have at most {_count(c['max_digits'], 'digit', 'digits')} in total",
+    ),
+    "union_tag_invalid": _union_tag,
+}
+
+
+def pydantic_detail(error: Any) -> Text:
+    """Translate one pydantic error (an item of `ValidationError.errors()`) into Danish and English.
+
+    Error types not listed above keep pydantic's English message in both languages.
+    """
+    kind = error["type"]
+    fixed = _FIXED_DETAILS.get(kind)
+    if fixed is not None:
+        return fixed
+    translate = _CONTEXT_DETAILS.get(kind)
+    context = error.get("ctx")
+    if translate is not None and context is not None:
+        try:
+            return translate(context)
+        except KeyError:
+            pass  # a pydantic version with other context keys; its own message follows
+    message = str(error.get("msg", kind))
+    return _t(message, message)

@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from jinja2 import StrictUndefined, TemplateError, nodes
+from jinja2.sandbox import SandboxedEnvironment
+
 from engine.definitions.model import (
     Check,
     Fee,
@@ -31,10 +34,33 @@ from engine.definitions.model import (
 )
 from engine.definitions.problems import Location, Problem, make_problem
 from engine.definitions.source import Loc, SourceFile
-from engine.definitions.templates import TemplateProblem, analyse_template
+from engine.definitions.templates import format_amount, format_country, format_date
 from engine.i18n import Language, Text
 
 MAX_TEMPLATE_BYTES = 200_000
+
+
+def letter_check_environment() -> SandboxedEnvironment:
+    """Build an environment that parses and compiles letter templates as the letter renderer does.
+
+    It has the renderer's lexer settings and filter names (`date`, `kr`, `country`, `label`), so a
+    template that passes here compiles there. It is only used to check templates, never to render.
+    """
+    environment = SandboxedEnvironment(
+        autoescape=False,
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.filters["date"] = format_date
+    environment.filters["kr"] = format_amount
+    environment.filters["country"] = format_country
+    environment.filters["label"] = lambda value, field: value
+    return environment
+
+
+LETTER_CHECK_ENVIRONMENT = letter_check_environment()
 
 SourceKey = tuple[str, ...]
 
@@ -45,6 +71,8 @@ class SourceMap:
 
     entries: dict[SourceKey, tuple[SourceFile, Loc]] = field(default_factory=dict)
     default: tuple[SourceFile, Loc] | None = None
+    # Steps that a process removed, with the place of the `remove:` that did it.
+    removed_steps: dict[str, Location] = field(default_factory=dict)
 
     def add(self, key: SourceKey, source: SourceFile, loc: Loc) -> None:
         self.entries[key] = (source, loc)
@@ -80,12 +108,38 @@ def _resolved_step(step: StepDef, origin: str) -> ResolvedStep:
     return ResolvedStep(**step.model_dump(), origin=origin)
 
 
+_REFERENCE_NODES = (nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)
+
+
+def template_references(tree: nodes.Template) -> list[tuple[str | None, int, bool]]:
+    """List the templates `tree` extends, includes or imports: (name, line, may be missing).
+
+    The name is None when the template computes it, which static checks cannot follow.
+    """
+    found: list[tuple[str | None, int, bool]] = []
+    for node in tree.find_all(_REFERENCE_NODES):
+        target = getattr(node, "template", None)
+        optional = bool(getattr(node, "ignore_missing", False))
+        items = target.items if isinstance(target, nodes.Tuple | nodes.List) else [target]
+        names = [item.value for item in items if isinstance(item, nodes.Const) and isinstance(item.value, str)]
+        if names and len(names) == len(items):
+            found.extend((name, node.lineno, optional) for name in names)
+        else:
+            found.append((None, node.lineno, optional))
+    return found
+
+
 class _TemplateCollector:
-    """Reads template files and everything they extend or include, relative to the root."""
+    """Collector of template files and everything they extend, include or import, relative to the root.
+
+    A problem in a template file is reported at its line in that file. A template that cannot
+    be found is reported where it is named: in the YAML file or in the template that names it.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.sources: dict[str, str] = {}
+        self.failed: set[str] = set()
         self.problems: list[Problem] = []
 
     def name_for(self, definition_file: Path, relative: str) -> str:
@@ -95,40 +149,122 @@ class _TemplateCollector:
         except ValueError:
             return PurePosixPath(path).as_posix()
 
-    def collect(self, name: str, location: Location) -> bool:
-        pending = [name]
+    def collect(self, name: str, location: Location, letter: str) -> None:
+        """Read template `name`, named at `location` for `letter`, and the templates it uses."""
+        pending: list[tuple[str, Location, bool]] = [(name, location, False)]
         while pending:
-            current = pending.pop()
-            if current in self.sources:
+            current, where, optional = pending.pop()
+            if current in self.sources or current in self.failed:
                 continue
-            path = (self.root / current).resolve()
-            if not path.is_relative_to(self.root.resolve()):
-                self._problem(location, current, "the template lies outside the definitions folder")
-                return False
-            if not path.is_file():
-                self._problem(location, current, "the file does not exist")
-                return False
-            raw = path.read_bytes()
-            if len(raw) > MAX_TEMPLATE_BYTES:
-                self._problem(location, current, f"the file has more than {MAX_TEMPLATE_BYTES} bytes")
-                return False
+            source = self._read(current, where, letter, optional)
+            if source is None:
+                # An `ignore missing` include that finds no file is no failure, so a later
+                # required reference to the same file is still reported.
+                if not optional:
+                    self.failed.add(current)
+                continue
             try:
-                source = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                self._problem(location, current, "the file is not valid UTF-8")
-                return False
-            try:
-                info = analyse_template(current, source)
-            except TemplateProblem as problem:
-                line = f" (line {problem.line})" if problem.line else ""
-                self._problem(location, current, f"{problem.detail.rstrip('.')}{line}")
-                return False
+                tree = LETTER_CHECK_ENVIRONMENT.parse(source, name=current)
+            except TemplateError as error:
+                self.failed.add(current)
+                message = error.message or type(error).__name__
+                self._problem(
+                    Location(current, getattr(error, "lineno", None) or 1),
+                    current,
+                    letter,
+                    Text(f"syntaksfejl; Jinja2 melder: {message}", f"syntax error: {message}"),
+                    Text(
+                        "Ret syntaksen på linjen; tjek at hver {{ }}, {% %} og {% block %} er lukket.",
+                        "Correct the syntax on this line; check that every {{ }}, {% %} and {% block %} is closed.",
+                    ),
+                )
+                continue
             self.sources[current] = source
-            pending.extend(info.referenced)
-        return True
+            for reference, line, reference_optional in template_references(tree):
+                if reference is None:
+                    self._problem(
+                        Location(current, line),
+                        current,
+                        letter,
+                        Text(
+                            "navnet på en skabelon i extends, include eller import skal være en fast tekst",
+                            "the name of a template in extends, include or import must be a fixed text",
+                        ),
+                        Text(
+                            'Skriv stien i anførselstegn, fx {% include "skeletons/letters/_header.da.md.j2" %}.',
+                            'Write the path in quotes, e.g. {% include "skeletons/letters/_header.da.md.j2" %}.',
+                        ),
+                    )
+                    continue
+                pending.append((reference, Location(current, line), reference_optional))
 
-    def _problem(self, location: Location, template: str, detail: str) -> None:
-        self.problems.append(make_problem("SF311", location, template=template, detail=detail))
+    def _read(self, name: str, location: Location, letter: str, optional: bool) -> str | None:
+        """Return the text of template `name`, or None after reporting why it cannot be read."""
+        path = (self.root / name).resolve()
+        if not path.is_relative_to(self.root.resolve()):
+            self._problem(
+                location,
+                name,
+                letter,
+                Text(
+                    "skabelonen ligger uden for definitionsmappen", "the template lies outside the definitions folder"
+                ),
+                Text(
+                    "Læg skabelonen i definitionsmappen, og ret stien.",
+                    "Move the template into the definitions folder, and correct the path.",
+                ),
+            )
+            return None
+        if not path.is_file():
+            if not optional:
+                self._problem(
+                    location,
+                    name,
+                    letter,
+                    Text("filen findes ikke", "the file does not exist"),
+                    Text(
+                        "Opret filen, eller ret stien. Stier i YAML er relative til YAML-filen, og stier i "
+                        "{% extends %} og {% include %} er relative til definitionsmappen.",
+                        "Create the file, or correct the path. Paths in YAML are relative to the YAML file, and "
+                        "paths in {% extends %} and {% include %} are relative to the definitions folder.",
+                    ),
+                )
+            return None
+        raw = path.read_bytes()
+        if len(raw) > MAX_TEMPLATE_BYTES:
+            self._problem(
+                Location(name),
+                name,
+                letter,
+                Text(
+                    f"filen fylder mere end {MAX_TEMPLATE_BYTES} byte",
+                    f"the file has more than {MAX_TEMPLATE_BYTES} bytes",
+                ),
+                Text(
+                    "Gør skabelonen kortere, eller del den op med {% include %}.",
+                    "Shorten the template, or split it up with {% include %}.",
+                ),
+            )
+            return None
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            line = raw.count(b"\n", 0, error.start) + 1
+            column = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
+            self._problem(
+                Location(name, line, column),
+                name,
+                letter,
+                Text(
+                    f"filen er ikke gyldig UTF-8 (byte {error.start})",
+                    f"the file is not valid UTF-8 (byte {error.start})",
+                ),
+                Text("Gem filen som UTF-8 i editoren.", "Save the file as UTF-8 in your editor."),
+            )
+            return None
+
+    def _problem(self, location: Location, template: str, letter: str, detail: Text, fix: Text) -> None:
+        self.problems.append(make_problem("SF311", location, template=template, letter=letter, detail=detail, fix=fix))
 
 
 class _Resolver:
@@ -182,7 +318,7 @@ class _Resolver:
                     ("phases", phase_index, "next", transition_index),
                 )
         for letter_id, letter in base.letters.items():
-            self.letters[letter_id] = _letter_entry(letter, "skeleton", source, ("letters", letter_id), self.templates)
+            self.letters[letter_id] = _letter_entry(letter_id, letter, "skeleton", source, self.templates)
             self.sources.add(("letter", letter_id), source, ("letters", letter_id))
         for key in ("processing_deadline", "appeal", "case_title"):
             self.sources.add((key,), source, (key,))
@@ -244,7 +380,10 @@ class _Resolver:
                         "SF321",
                         source.location((*loc, "required")),
                         name=field_id,
-                        detail="a required skeleton field cannot be made optional",
+                        detail=Text(
+                            "et felt, som skelettet kræver, kan ikke gøres valgfrit",
+                            "a required skeleton field cannot be made optional",
+                        ),
                     )
                 )
                 changes.pop("required")
@@ -261,13 +400,13 @@ class _Resolver:
                     self.problems.append(make_problem("SF201", source.location(loc, key=True), key=missing))
                     continue
                 new_letter = LetterDef(label=change.label, template=change.template)
-                self.letters[letter_id] = _letter_entry(new_letter, "process", source, loc, self.templates)
+                self.letters[letter_id] = _letter_entry(letter_id, new_letter, "process", source, self.templates)
                 self.sources.add(("letter", letter_id), source, loc)
                 continue
             if change.label is not None:
                 existing["label"] = change.label
             if change.template is not None:
-                existing["templates"] = _template_names(change.template, source, (*loc, "template"), self.templates)
+                existing["templates"] = _template_names(letter_id, change.template, source, self.templates)
                 existing["origin"] = "changed" if existing["origin"] == "skeleton" else existing["origin"]
                 self.sources.add(("letter", letter_id), source, loc)
 
@@ -370,23 +509,24 @@ def resolve(
 
 
 def _template_names(
-    ref: TemplateRef, source: SourceFile, loc: Loc, templates: _TemplateCollector
+    letter_id: str, ref: TemplateRef, source: SourceFile, templates: _TemplateCollector
 ) -> dict[Language, str]:
+    """Name the letter's template per language and collect each; a template that fails keeps its name."""
     names: dict[Language, str] = {}
     for language in ("da", "en"):
         relative = getattr(ref, language)
         if relative is None:
             continue
         name = templates.name_for(source.path, relative)
-        if templates.collect(name, source.location((*loc, language))):
-            names[language] = name
+        templates.collect(name, source.location(("letters", letter_id, "template", language)), letter_id)
+        names[language] = name
     return names
 
 
 def _letter_entry(
-    letter: LetterDef, origin: str, source: SourceFile, loc: Loc, templates: _TemplateCollector
+    letter_id: str, letter: LetterDef, origin: str, source: SourceFile, templates: _TemplateCollector
 ) -> dict[str, Any]:
-    names = _template_names(letter.template, source, (*loc, "template"), templates)
+    names = _template_names(letter_id, letter.template, source, templates)
     return {
         "label": letter.label,
         "templates": names,
@@ -529,6 +669,7 @@ def _apply_step_changes(
         if operation == "remove":
             del phase_entry["steps"][index]
             sources.entries.pop(("step", anchor), None)
+            sources.removed_steps[anchor] = source.location((*loc, "remove"))
             continue
         if change.step is None:
             problems.append(make_problem("SF201", source.location(loc), key="step"))

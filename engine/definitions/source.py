@@ -7,7 +7,9 @@ constructs the values itself so that it can:
   `("phases", 2, "steps", 0, "role")`, for error messages;
 - report duplicate keys with both lines instead of keeping the last one;
 - bound the number of nodes walked, so aliases of aliases ("billion laughs") stop early;
-- reject numbers with a leading zero, which YAML silently turns into another value.
+- reject numbers with a leading zero, which YAML silently turns into another value;
+- keep the text of every number, date and boolean as written, so that a message can show
+  `09.05` and not the number 9.05 that YAML reads.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.reader import ReaderError
 
 from engine.definitions.problems import Location, Problem, make_problem
+from engine.i18n import Text
 
 MAX_FILE_BYTES = 1_000_000
 MAX_NODES = 200_000
@@ -34,6 +38,10 @@ _LEADING_ZERO = re.compile(r"^[-+]?0[0-9_]")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # Plain words that YAML 1.1 tools read as booleans; YAML 1.2, which Sagsflow reads, keeps them as text.
 _YAML11_BOOLEAN = re.compile(r"^(y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF)$")
+# Scalar kinds whose value differs from the text written, so the text is kept for messages.
+_CONVERTED_KINDS = frozenset({"int", "float", "bool", "timestamp"})
+_TOO_DEEP = Text("indlejringen er for dyb", "the nesting is too deep")
+_INVALID_YAML = Text("ugyldig YAML", "invalid YAML")
 
 
 @dataclass
@@ -45,6 +53,9 @@ class SourceFile:
     data: Any
     value_positions: dict[Loc, tuple[int, int]] = field(default_factory=dict)
     key_positions: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+    # The text as written of each number, date and boolean: values by path, keys by the key's path.
+    scalar_texts: dict[Loc, str] = field(default_factory=dict)
+    key_texts: dict[Loc, str] = field(default_factory=dict)
 
     def location(self, loc: Loc, *, key: bool = False) -> Location:
         """Return the position of the node at `loc`, or of its nearest written ancestor.
@@ -89,6 +100,8 @@ class _Constructor:
             self._check_collection_tag(node, "seq")
             return [self.build(item, (*loc, index)) for index, item in enumerate(node.value)]
         if isinstance(node, ScalarNode):
+            if str(node.tag).removeprefix(_TAG) in _CONVERTED_KINDS:
+                self.source.scalar_texts[loc] = node.value
             return self._scalar(node)
         raise TypeError(f"unexpected YAML node {node!r}")  # pragma: no cover - composer never yields others
 
@@ -109,7 +122,8 @@ class _Constructor:
                 continue
             key = self._scalar(key_node) if isinstance(key_node, ScalarNode) else None
             if key is None or isinstance(key, list | dict):
-                self.problems.append(make_problem("SF100", self._where(key_node), detail="a key must be a plain value"))
+                detail = Text("en nøgle skal være en enkel værdi", "a key must be a plain value")
+                self.problems.append(make_problem("SF100", self._where(key_node), detail=detail))
                 continue
             key_loc = (*loc, key) if isinstance(key, str | int) else (*loc, str(key))
             line = key_node.start_mark.line + 1
@@ -118,6 +132,8 @@ class _Constructor:
                 continue
             first_line[key] = line
             self.source.key_positions[key_loc] = (line, key_node.start_mark.column + 1)
+            if str(key_node.tag).removeprefix(_TAG) in _CONVERTED_KINDS:
+                self.source.key_texts[key_loc] = key_node.value
             result[key] = self.build(value_node, key_loc)
 
         for key, value in merged.items():
@@ -130,7 +146,8 @@ class _Constructor:
         merged: dict[Any, Any] = {}
         for source in sources:
             if not isinstance(source, MappingNode):
-                self.problems.append(make_problem("SF100", self._where(source), detail="'<<' must merge a mapping"))
+                detail = Text("'<<' skal flette en mapping", "'<<' must merge a mapping")
+                self.problems.append(make_problem("SF100", self._where(source), detail=detail))
                 continue
             for key, value in self._mapping(source, loc).items():
                 merged.setdefault(key, value)
@@ -189,11 +206,26 @@ class _Constructor:
                 return date.fromisoformat(value)
             return datetime.fromisoformat(value.replace("t", "T").replace(" ", "T", 1))
         except ValueError:
-            self.problems.append(make_problem("SF100", self._where(node), detail=f"'{value}' is not a valid date"))
+            detail = Text(f"'{value}' er ikke en gyldig dato", f"'{value}' is not a valid date")
+            self.problems.append(make_problem("SF100", self._where(node), detail=detail))
             return value
 
 
+def _position(text: str, index: int) -> tuple[int, int]:
+    """Return the 1-based line and column of the character at `index` in `text`."""
+    line = text.count("\n", 0, index) + 1
+    column = index - (text.rfind("\n", 0, index) + 1) + 1
+    return line, column
+
+
 def _yaml_error(source: SourceFile, error: YAMLError, text: str) -> Problem:
+    if isinstance(error, ReaderError) and isinstance(error.character, int):
+        # The reader rejects control characters such as NUL before parsing. Because ruamel was
+        # given a str, `position` is the index of the character in that text.
+        line, column = _position(text, int(error.position))
+        code = f"U+{error.character:04X}"
+        detail = Text(f"tegnet {code} må ikke stå i en YAML-fil", f"the character {code} is not allowed in a YAML file")
+        return make_problem("SF100", Location(source.display, line, column), detail=detail)
     if isinstance(error, MarkedYAMLError) and error.problem_mark is not None:
         line = error.problem_mark.line + 1
         column = error.problem_mark.column + 1
@@ -204,11 +236,12 @@ def _yaml_error(source: SourceFile, error: YAMLError, text: str) -> Problem:
             indentation = current[: len(current) - len(current.lstrip(" \t"))]
             if "\t" in indentation or "\t" in (error.problem or ""):
                 return make_problem("SF110", location)
-        detail = error.problem or "invalid YAML"
-        if error.context:
-            detail = f"{detail} ({error.context})"
-        return make_problem("SF100", location, detail=detail)
-    return make_problem("SF100", Location(source.display), detail=str(error).strip() or "invalid YAML")
+        # The parser's description is English; the catalog message puts a Danish sentence before it.
+        if not error.problem:
+            return make_problem("SF100", location, detail=_INVALID_YAML)
+        described = f"{error.problem} ({error.context})" if error.context else error.problem
+        return make_problem("SF100", location, detail=described)
+    return make_problem("SF100", Location(source.display), detail=str(error).strip() or _INVALID_YAML)
 
 
 def load_source(path: Path, display: str | None = None) -> tuple[SourceFile | None, list[Problem]]:
@@ -236,7 +269,7 @@ def load_source(path: Path, display: str | None = None) -> tuple[SourceFile | No
     except YAMLError as error:
         return None, [_yaml_error(source, error, text)]
     except RecursionError:
-        return None, [make_problem("SF100", location, detail="the nesting is too deep")]
+        return None, [make_problem("SF100", location, detail=_TOO_DEEP)]
     if node is None:
         return None, [make_problem("SF103", location)]
 
@@ -246,7 +279,7 @@ def load_source(path: Path, display: str | None = None) -> tuple[SourceFile | No
     except _TooManyNodes:
         return None, [make_problem("SF105", location, limit=MAX_NODES)]
     except RecursionError:
-        return None, [make_problem("SF100", location, detail="the nesting is too deep")]
+        return None, [make_problem("SF100", location, detail=_TOO_DEEP)]
     if not isinstance(source.data, dict):
         constructor.problems.append(make_problem("SF108", location))
     return source, constructor.problems

@@ -8,27 +8,315 @@ kept the safeguards its skeleton locks.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
-from jinja2 import TemplateError, TemplateSyntaxError
+from jinja2 import TemplateError, meta, nodes
+from jinja2.sandbox import SandboxedEnvironment
 from pydantic import ValidationError
 
 from engine.actions import ACTIONS
 from engine.calendar import DayRule, DeadlineUnit
-from engine.definitions.expressions import GUARD_NAMES, ExpressionError, compile_guard
+from engine.definitions.expressions import (
+    GUARD_NAMES,
+    ExpressionError,
+    compile_guard,
+    find_nodes,
+    outcome_steps,
+    parse_guard,
+    private_accesses,
+)
 from engine.definitions.fields import FIELD_TYPES, OPTION_NAMES
 from engine.definitions.graph import check_graph
-from engine.definitions.model import AUTOMATIC_KINDS, Deadline, ResolvedProcess, ResolvedStep
-from engine.definitions.problems import Location, Problem, make_problem
-from engine.definitions.resolve import SourceKey, SourceMap
-from engine.definitions.templates import LETTER_NAMES, TemplateProblem, analyse_template, title_template
+from engine.definitions.model import AUTOMATIC_KINDS, Deadline, ResolvedField, ResolvedProcess, ResolvedStep
+from engine.definitions.problems import Location, Problem, make_problem, pydantic_detail
+from engine.definitions.resolve import (
+    LETTER_CHECK_ENVIRONMENT,
+    SourceKey,
+    SourceMap,
+    letter_check_environment,
+    template_references,
+)
+from engine.definitions.templates import LETTER_NAMES, title_template
 from engine.i18n import Text
 
 
 def _known(names: Iterable[str]) -> Text:
     listed = ", ".join(sorted(names))
     return Text(listed, listed) if listed else Text("(ingen)", "(none)")
+
+
+def _private_detail(name: str) -> Text:
+    return Text(
+        f"'{name}' starter med en understregning, og interne Python-attributter er ikke tilgængelige",
+        f"'{name}' starts with an underscore, and internal Python attributes are not available",
+    )
+
+
+# Field declarations ------------------------------------------------------------------------
+
+# `FieldType.check_definition` in engine/definitions/fields.py returns English details; these
+# patterns give the Danish text for each of them.
+_FIELD_DETAILS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (
+        re.compile(r"the pattern does not compile \((?P<error>.*)\)"),
+        "mønstret er ikke et gyldigt regulært udtryk (Python melder: {error})",
+    ),
+    (re.compile(r"min_length is greater than max_length"), "min_length er større end max_length"),
+    (re.compile(r"min is greater than max"), "min er større end max"),
+    (re.compile(r"the bound (?P<bound>\S+) is not a whole number"), "grænsen {bound} er ikke et helt tal"),
+    (re.compile(r"min and max do not apply to dates"), "min og max gælder ikke datoer"),
+    (re.compile(r"an enum needs a non-empty 'options' list"), "et enum-felt skal have en liste 'options' med værdier"),
+    (re.compile(r"duplicate option values: (?P<values>.*)"), "disse værdier står flere gange i 'options': {values}"),
+)
+
+
+def _field_detail(detail: str | Text) -> Text:
+    """Return a field-declaration detail from `check_definition` in Danish and English."""
+    if isinstance(detail, Text):
+        return detail
+    for pattern, danish in _FIELD_DETAILS:
+        match = pattern.fullmatch(detail)
+        if match:
+            return Text(danish.format(**match.groupdict()), detail)
+    # NOTE: a detail that fields.py adds later without a pattern here stays English in Danish output.
+    return Text(detail, detail)
+
+
+# Comparisons in guards ------------------------------------------------------------------------
+
+# Field types whose value in a guard is a `str` (see `FieldType.to_context`).
+_TEXT_TYPES = frozenset({"text", "postcode", "cvr", "cpr", "email", "country", "species", "enum"})
+_NUMBER_TYPES = frozenset({"integer", "decimal", "money"})
+
+
+def _constant(node: nodes.Expr) -> tuple[bool, Any]:
+    """Return (True, value) when `node` is a constant such as `'A'`, `8600`, `-5` or `none`."""
+    if isinstance(node, nodes.Const):
+        return True, node.value
+    if isinstance(node, nodes.Neg) and isinstance(node.node, nodes.Const):
+        value = node.node.value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return True, -value
+    return False, None
+
+
+def _compared_constants(expression: nodes.Expr, fields: dict[str, ResolvedField]) -> Iterator[tuple[str, Any]]:
+    """Yield (field, constant) for each `field == c`, `c != field`, `field in [c, ...]` or `field not in [...]`."""
+    for compare in find_nodes(expression, nodes.Compare):
+        left = compare.expr
+        for operand in compare.ops:
+            right = operand.expr
+            if operand.op in ("eq", "ne"):
+                for named, other in ((left, right), (right, left)):
+                    is_constant, value = _constant(other)
+                    if isinstance(named, nodes.Name) and named.name in fields and is_constant:
+                        yield named.name, value
+            elif (
+                operand.op in ("in", "notin")
+                and isinstance(left, nodes.Name)
+                and left.name in fields
+                and isinstance(right, nodes.List | nodes.Tuple)
+            ):
+                for item in right.items:
+                    is_constant, value = _constant(item)
+                    if is_constant:
+                        yield left.name, value
+            left = right
+
+
+def _jinja_literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return repr(value)
+    return str(value)
+
+
+def _mismatch(name: str, field: ResolvedField, value: Any) -> tuple[Text, Text] | None:
+    """Return (detail, fix) when `field` can never equal the constant `value`, else None."""
+    if value is None:
+        return None
+    literal = _jinja_literal(value)
+    kind = field.type
+    if kind == "enum" and isinstance(value, str):
+        options = [option.value for option in field.options or []]
+        if not options or value in options:
+            return None
+        listed = ", ".join(options)
+        return (
+            Text(
+                f"{literal} er ikke en af feltets værdier ({listed})",
+                f"{literal} is not one of the field's options ({listed})",
+            ),
+            Text(
+                f"Brug en af værdierne {listed}; store og små bogstaver er forskellige.",
+                f"Use one of the options {listed}; upper and lower case differ.",
+            ),
+        )
+    if kind in _TEXT_TYPES and not isinstance(value, str):
+        quote = Text(f"Sæt anførselstegn om værdien: '{literal}'.", f"Put quotes around the value: '{literal}'.")
+        if isinstance(value, bool):
+            return (
+                Text(
+                    f"et felt af typen {kind} indeholder tekst, ikke true eller false",
+                    f"a field of type {kind} contains text, not true or false",
+                ),
+                quote,
+            )
+        return (
+            Text(
+                f"et felt af typen {kind} indeholder tekst, ikke et tal",
+                f"a field of type {kind} contains text, not a number",
+            ),
+            quote,
+        )
+    if kind in _NUMBER_TYPES and isinstance(value, str):
+        return (
+            Text(
+                f"et felt af typen {kind} indeholder et tal, ikke tekst",
+                f"a field of type {kind} contains a number, not text",
+            ),
+            Text(
+                f"Sammenlign med et tal uden anførselstegn, fx {name} >= 10.",
+                f"Compare with a number without quotes, e.g. {name} >= 10.",
+            ),
+        )
+    if kind == "boolean" and isinstance(value, str):
+        return (
+            Text(
+                "et felt af typen boolean er true eller false, ikke tekst",
+                "a field of type boolean is true or false, not text",
+            ),
+            Text(
+                f"Skriv true eller false uden anførselstegn, eller brug feltet alene: 'when: {name}'.",
+                f"Write true or false without quotes, or use the field on its own: 'when: {name}'.",
+            ),
+        )
+    if kind == "date":
+        return (
+            Text(
+                "et felt af typen date indeholder en dato, og en dato er aldrig lig med tekst eller et tal",
+                "a field of type date contains a date, and a date never equals text or a number",
+            ),
+            Text(
+                f"Sammenlign med today eller et andet datofelt, fx {name} < today.",
+                f"Compare with today or another date field, e.g. {name} < today.",
+            ),
+        )
+    return None
+
+
+# Letter templates ---------------------------------------------------------------------------
+
+_UNKNOWN_FILTER_FIX = Text(
+    "Tjek stavningen. Brevfiltrene er date, kr, country og label; Jinja2's indbyggede filtre og tests kan også bruges.",
+    "Check the spelling. The letter filters are date, kr, country and label; Jinja2's built-in filters and tests "
+    "can be used too.",
+)
+_PRIVATE_FIX = Text(
+    "Brug felternes værdier og de navne, Sagsflow giver brevet, uden attributter, der starter med _.",
+    "Use the fields and the names Sagsflow gives the letter, without attributes that start with _.",
+)
+_COMPILE_FIX = Text("Ret skabelonen på linjen.", "Correct the template on this line.")
+
+
+@dataclass
+class _TemplateFacts:
+    """Static analysis of one letter template; every line is 1-based in the template file."""
+
+    extends: tuple[str, int] | None
+    referenced: frozenset[str]
+    blocks: dict[str, int]
+    variables: dict[str, int]
+    # SF311 problems found in this template: (line, detail, fix).
+    problems: list[tuple[int, Text, Text]] = field(default_factory=list)
+
+
+def _first_lines(tree: nodes.Template, names: Iterable[str]) -> dict[str, int]:
+    """Return the line where each of `names` is first read in `tree`."""
+    wanted = set(names)
+    lines: dict[str, int] = {}
+    for node in tree.find_all(nodes.Name):
+        if node.ctx == "load" and node.name in wanted:
+            lines[node.name] = min(lines.get(node.name, node.lineno), node.lineno)
+    return {name: lines.get(name, 1) for name in wanted}
+
+
+def _undeclared(source: str, name: str, filters: set[str], tests: set[str]) -> set[str]:
+    """Return the variables a template reads without defining them.
+
+    Jinja2 finds them by compiling, which fails on an unknown filter or test. Such names
+    get no-op functions here, so that unknown variables are reported along with them.
+    """
+    environment = LETTER_CHECK_ENVIRONMENT
+    if filters or tests:
+        environment = letter_check_environment()
+        for filter_name in filters:
+            environment.filters[filter_name] = lambda value, *args, **kwargs: value
+        for test_name in tests:
+            environment.tests[test_name] = lambda value, *args, **kwargs: True
+    return set(meta.find_undeclared_variables(environment.parse(source, name=name))) - set(environment.globals)
+
+
+def _analyse_template(name: str, source: str) -> _TemplateFacts | None:
+    """Analyse a template that the resolver read; None when it does not parse (already reported)."""
+    environment = LETTER_CHECK_ENVIRONMENT
+    try:
+        tree = environment.parse(source, name=name)
+    except TemplateError:
+        return None
+    problems: list[tuple[int, Text, Text]] = []
+
+    unknown_filters: set[str] = set()
+    for node in tree.find_all(nodes.Filter):
+        if node.name not in environment.filters:
+            unknown_filters.add(node.name)
+            detail = Text(f"filteret '{node.name}' findes ikke", f"the filter '{node.name}' does not exist")
+            problems.append((node.lineno, detail, _UNKNOWN_FILTER_FIX))
+    unknown_tests: set[str] = set()
+    for test in tree.find_all(nodes.Test):
+        if test.name not in environment.tests:
+            unknown_tests.add(test.name)
+            detail = Text(f"testen '{test.name}' findes ikke", f"the test '{test.name}' does not exist")
+            problems.append((test.lineno, detail, _UNKNOWN_FILTER_FIX))
+    for attribute, line in private_accesses(tree):
+        problems.append((line, _private_detail(attribute), _PRIVATE_FIX))
+
+    variables: set[str] = set()
+    try:
+        if not unknown_filters and not unknown_tests:
+            # Compiling finds what parsing does not; the letter renderer compiles the same way.
+            environment.compile(source, name=name)
+        variables = _undeclared(source, name, unknown_filters, unknown_tests)
+    except TemplateError as error:
+        message = error.message or type(error).__name__
+        problems.append((getattr(error, "lineno", None) or 1, Text(f"Jinja2 melder: {message}", message), _COMPILE_FIX))
+
+    extends = next(
+        (
+            (node.template.value, node.lineno)
+            for node in tree.find_all(nodes.Extends)
+            if isinstance(node.template, nodes.Const) and isinstance(node.template.value, str)
+        ),
+        None,
+    )
+    blocks: dict[str, int] = {}
+    for block in tree.find_all(nodes.Block):
+        blocks.setdefault(block.name, block.lineno)
+    referenced = frozenset(reference for reference, _, _ in template_references(tree) if reference is not None)
+    return _TemplateFacts(
+        extends=extends,
+        referenced=referenced,
+        blocks=blocks,
+        variables=_first_lines(tree, variables),
+        problems=sorted(problems, key=lambda problem: problem[0]),
+    )
+
+
+_TITLE_CHECKS = SandboxedEnvironment()
 
 
 class _Checker:
@@ -57,6 +345,7 @@ class _Checker:
         self.check_phases()
         check_graph(self.process, self.add, self.at)
         self.check_steps()
+        self.check_removed_steps()
         self.check_letters()
         self.check_deadlines()
         self.check_roles()
@@ -66,32 +355,40 @@ class _Checker:
     # Fields ------------------------------------------------------------------------------
 
     def check_fields(self) -> None:
-        for field_id, field in self.process.fields.items():
+        for field_id, field_def in self.process.fields.items():
             key = ("field", field_id)
-            field_type = FIELD_TYPES.get(field.type)
+            field_type = FIELD_TYPES.get(field_def.type)
             if field_type is None:
-                self.add("SF304", self.at(key, "type"), name=field.type, known=_known(FIELD_TYPES))
+                self.add("SF304", self.at(key, "type"), name=field_def.type, known=_known(FIELD_TYPES))
                 continue
             for option in OPTION_NAMES:
-                value = getattr(field, option)
+                value = getattr(field_def, option)
                 if value not in (None, False) and option not in field_type.allowed_options:
                     self.add(
                         "SF316",
                         self.at(key, option, use_key=True),
                         name=field_id,
-                        type=field.type,
-                        detail=f"'{option}' does not apply to this type",
+                        type=field_def.type,
+                        detail=Text(
+                            f"'{option}' gælder ikke for denne type", f"'{option}' does not apply to this type"
+                        ),
                     )
-            for detail in field_type.check_definition(field):
-                self.add("SF316", self.at(key, "type"), name=field_id, type=field.type, detail=detail)
-            if field.required and field.source != "application":
+            for detail in field_type.check_definition(field_def):
+                self.add(
+                    "SF316", self.at(key, "type"), name=field_id, type=field_def.type, detail=_field_detail(detail)
+                )
+            if field_def.required and field_def.source != "application":
                 self.add(
                     "SF316",
                     self.at_override(("field_required", field_id), key, "required", use_key=True),
                     name=field_id,
-                    type=field.type,
-                    detail="'required' applies only to fields with source: application; "
-                    "require caseworker fields in the task's form",
+                    type=field_def.type,
+                    detail=Text(
+                        "'required' gælder kun felter med source: application; kræv sagsbehandlerfelter i "
+                        "opgavens formular",
+                        "'required' applies only to fields with source: application; "
+                        "require caseworker fields in the task's form",
+                    ),
                 )
 
     # Phases and transitions ---------------------------------------------------------------
@@ -116,21 +413,28 @@ class _Checker:
                     "SF320",
                     self.at(key, "next", use_key=True),
                     name=phase.id,
-                    detail="a final phase cannot have transitions ('next')",
+                    detail=Text(
+                        "en slutfase kan ikke have overgange ('next')", "a final phase cannot have transitions ('next')"
+                    ),
                 )
             if not phase.final and not phase.next:
                 self.add(
                     "SF320",
                     self.at(key, "id"),
                     name=phase.id,
-                    detail="a phase that is not final needs at least one transition in 'next'",
+                    detail=Text(
+                        "en fase, der ikke er en slutfase, skal have mindst én overgang i 'next'",
+                        "a phase that is not final needs at least one transition in 'next'",
+                    ),
                 )
             if phase.final and any(step.required and step.kind not in AUTOMATIC_KINDS for step in phase.steps):
                 self.add(
                     "SF320",
                     self.at(key, "steps", use_key=True),
                     name=phase.id,
-                    detail="a final phase may only have automatic steps",
+                    detail=Text(
+                        "en slutfase må kun have automatiske trin", "a final phase may only have automatic steps"
+                    ),
                 )
             for index, transition in enumerate(phase.next):
                 transition_key = ("transition", phase.id, str(index))
@@ -143,8 +447,13 @@ class _Checker:
                 "SF320",
                 self.at(("phase", phases[0].id), "id"),
                 name=phases[0].id,
-                detail="the first phase is where cases start and cannot be final",
+                detail=Text(
+                    "sager starter i den første fase, så den kan ikke være en slutfase",
+                    "the first phase is where cases start and cannot be final",
+                ),
             )
+
+    # Guards -------------------------------------------------------------------------------
 
     def guard_names(self) -> set[str]:
         return set(self.process.fields) | set(GUARD_NAMES)
@@ -152,11 +461,27 @@ class _Checker:
     def check_guard(self, expression: str, location: Location) -> None:
         try:
             guard = compile_guard(expression)
+            tree = parse_guard(expression)
         except ExpressionError as error:
             self.add("SF307", location, expression=expression, detail=error.detail)
             return
+        for attribute, _ in private_accesses(tree):
+            self.add("SF307", location, expression=expression, detail=_private_detail(attribute))
         for name in sorted(guard.names - self.guard_names()):
             self.add("SF306", location, name=name, known=_known(self.guard_names()))
+        self.check_comparisons(expression, tree, location)
+
+    def check_comparisons(self, expression: str, tree: nodes.Expr, location: Location) -> None:
+        """Warn about comparisons of a field with a constant that the field can never equal."""
+        reported: set[tuple[str, str]] = set()
+        for name, value in _compared_constants(tree, self.process.fields):
+            literal = _jinja_literal(value)
+            mismatch = _mismatch(name, self.process.fields[name], value)
+            if mismatch is None or (name, literal) in reported:
+                continue
+            reported.add((name, literal))
+            detail, fix = mismatch
+            self.add("SF332", location, expression=expression, name=name, value=literal, detail=detail, fix=fix)
 
     # Steps --------------------------------------------------------------------------------
 
@@ -182,7 +507,10 @@ class _Checker:
                     self.at(("step", step.id), name, use_key=True),
                     name=step.id,
                     kind=step.kind,
-                    detail=f"'{name}' does not apply to a step of kind '{step.kind}'",
+                    detail=Text(
+                        f"'{name}' gælder ikke for et trin af typen '{step.kind}'",
+                        f"'{name}' does not apply to a step of kind '{step.kind}'",
+                    ),
                 )
 
     def _require(self, step: ResolvedStep, name: str) -> bool:
@@ -192,7 +520,10 @@ class _Checker:
                 self.at(("step", step.id), "kind"),
                 name=step.id,
                 kind=step.kind,
-                detail=f"a step of kind '{step.kind}' needs '{name}'",
+                detail=Text(
+                    f"et trin af typen '{step.kind}' skal have '{name}'",
+                    f"a step of kind '{step.kind}' needs '{name}'",
+                ),
             )
             return False
         return True
@@ -243,17 +574,20 @@ class _Checker:
         fields = self.process.fields
         for index, entry in enumerate(step.form):
             location = self.at(("step", step.id), "form", index, "field")
-            field = fields.get(entry.field)
-            if field is None:
+            field_def = fields.get(entry.field)
+            if field_def is None:
                 self.add("SF306", location, name=entry.field, known=_known(fields))
                 continue
-            if field.source == "system":
+            if field_def.source == "system":
                 self.add(
                     "SF315",
                     location,
                     name=step.id,
                     kind=step.kind,
-                    detail=f"the field '{entry.field}' is filled by an action (source: system), not in a form",
+                    detail=Text(
+                        f"feltet '{entry.field}' udfyldes af en handling (source: system), ikke i en formular",
+                        f"the field '{entry.field}' is filled by an action (source: system), not in a form",
+                    ),
                 )
             if entry.required_if is not None:
                 self.check_guard(entry.required_if, self.at(("step", step.id), "form", index, "required_if"))
@@ -273,36 +607,47 @@ class _Checker:
                     "SF309",
                     self.at(key, "params", *where),
                     action=action.name,
-                    detail=f"{'.'.join(str(part) for part in where) or 'params'}: {item['msg']}",
+                    detail=_parameter_detail(".".join(str(part) for part in where) or "params", item),
                 )
             return
         for use in action.uses(params):
             location = self.at(key, "params", use.param)
-            field = self.process.fields.get(use.field)
-            if field is None:
+            field_def = self.process.fields.get(use.field)
+            if field_def is None:
                 self.add("SF306", location, name=use.field, known=_known(self.process.fields))
                 continue
-            if field.type not in use.types:
+            if field_def.type not in use.types:
+                types_da = " eller ".join(sorted(use.types))
+                types_en = " or ".join(sorted(use.types))
                 self.add(
                     "SF309",
                     location,
                     action=action.name,
-                    detail=f"'{use.param}' must name a field of type {' or '.join(sorted(use.types))}, "
-                    f"but '{use.field}' has type '{field.type}'",
+                    detail=Text(
+                        f"'{use.param}' skal navngive et felt af typen {types_da}, men '{use.field}' har typen "
+                        f"'{field_def.type}'",
+                        f"'{use.param}' must name a field of type {types_en}, but '{use.field}' has type "
+                        f"'{field_def.type}'",
+                    ),
                 )
-            if use.writes and field.source != "system":
+            if use.writes and field_def.source != "system":
                 self.add(
                     "SF309",
                     location,
                     action=action.name,
-                    detail=f"the action writes '{use.field}', so that field needs source: system",
+                    detail=Text(
+                        f"handlingen skriver i '{use.field}', så feltet skal have source: system",
+                        f"the action writes '{use.field}', so that field needs source: system",
+                    ),
                 )
 
     def check_approval_target(self, step: ResolvedStep, earlier: set[str]) -> None:
         location = self.at(("step", step.id), "approves")
         target = step.approves or ""
         if target not in self.step_ids:
-            self.add("SF302", location, name=target, known=_known(self.step_ids))
+            if target not in self.sources.removed_steps:
+                self.add("SF302", location, name=target, known=_known(self.step_ids))
+            # A removed target is reported at the `remove:` line (SF331).
             return
         target_step = next(s for phase in self.process.phases for s in phase.steps if s.id == target)
         if target_step.kind != "task":
@@ -311,7 +656,10 @@ class _Checker:
                 location,
                 name=step.id,
                 target=target,
-                detail=f"only a task can be approved, and '{target}' is of kind '{target_step.kind}'",
+                detail=Text(
+                    f"kun en opgave (task) kan godkendes, og '{target}' har typen '{target_step.kind}'",
+                    f"only a task can be approved, and '{target}' is of kind '{target_step.kind}'",
+                ),
             )
         if target not in earlier:
             self.add(
@@ -319,8 +667,74 @@ class _Checker:
                 location,
                 name=step.id,
                 target=target,
-                detail="the approved step must come before the approval step",
+                detail=Text(
+                    "det godkendte trin skal komme før godkendelsestrinnet",
+                    "the approved step must come before the approval step",
+                ),
             )
+
+    # Removed steps ------------------------------------------------------------------------
+
+    def _guards(self) -> Iterator[tuple[str, Text]]:
+        """Yield every guard of the process with a description of where it is."""
+        for check in self.process.application_checks:
+            yield check.rule, Text("en regel i application_checks", "a rule in application_checks")
+        for phase in self.process.phases:
+            for step in phase.steps:
+                if step.when is not None:
+                    yield (
+                        step.when,
+                        Text(f"betingelsen på trinnet '{step.id}'", f"the condition of the step '{step.id}'"),
+                    )
+                for check in step.checks:
+                    yield (
+                        check.rule,
+                        Text(f"en regel (checks) på trinnet '{step.id}'", f"a rule (checks) of the step '{step.id}'"),
+                    )
+                for entry in step.form:
+                    if entry.required_if is not None:
+                        yield (
+                            entry.required_if,
+                            Text(
+                                f"required_if for feltet '{entry.field}' på trinnet '{step.id}'",
+                                f"required_if of the field '{entry.field}' in the step '{step.id}'",
+                            ),
+                        )
+            for transition in phase.next:
+                if transition.when is not None:
+                    yield (
+                        transition.when,
+                        Text(
+                            f"overgangen fra fasen '{phase.id}' til '{transition.to}'",
+                            f"the transition from the phase '{phase.id}' to '{transition.to}'",
+                        ),
+                    )
+
+    def _step_users(self, step_id: str) -> list[Text]:
+        """Describe every approval and guard that still refers to the step `step_id`."""
+        users = [
+            Text(f"godkendelsestrinnet '{step.id}' (approves)", f"the approval step '{step.id}' (approves)")
+            for phase in self.process.phases
+            for step in phase.steps
+            if step.kind == "approval" and step.approves == step_id
+        ]
+        for expression, where in self._guards():
+            try:
+                steps = outcome_steps(parse_guard(expression))
+            except ExpressionError:
+                continue  # reported as SF307
+            if step_id in steps:
+                users.append(Text(f"{where.da} (outcome.{step_id})", f"{where.en} (outcome.{step_id})"))
+        return users
+
+    def check_removed_steps(self) -> None:
+        for step_id, location in self.sources.removed_steps.items():
+            if step_id in self.step_ids:
+                continue  # a later change put a step with that id back
+            users = self._step_users(step_id)
+            if users:
+                listed = Text(", ".join(user.da for user in users), ", ".join(user.en for user in users))
+                self.add("SF331", location, name=step_id, users=listed)
 
     # Roles, deadlines ---------------------------------------------------------------------
 
@@ -337,10 +751,24 @@ class _Checker:
         rules = {rule.value for rule in DayRule}
         if deadline.unit not in units:
             listed = ", ".join(sorted(units))
-            self.add("SF317", location, detail=f"the unit '{deadline.unit}' is unknown; use one of {listed}")
+            self.add(
+                "SF317",
+                location,
+                detail=Text(
+                    f"enheden '{deadline.unit}' er ukendt; brug en af {listed}",
+                    f"the unit '{deadline.unit}' is unknown; use one of {listed}",
+                ),
+            )
         if deadline.rule not in rules:
             listed = ", ".join(sorted(rules))
-            self.add("SF317", location, detail=f"the rule '{deadline.rule}' is unknown; use one of {listed}")
+            self.add(
+                "SF317",
+                location,
+                detail=Text(
+                    f"reglen '{deadline.rule}' er ukendt; brug en af {listed}",
+                    f"the rule '{deadline.rule}' is unknown; use one of {listed}",
+                ),
+            )
 
     def check_deadlines(self) -> None:
         if self.process.processing_deadline is not None:
@@ -348,53 +776,77 @@ class _Checker:
         if self.process.appeal is not None:
             self.check_deadline(self.process.appeal.deadline, self.at(("appeal",), "deadline"))
 
+    # The case title -------------------------------------------------------------------------
+
     def check_case_title(self) -> None:
-        if self.process.case_title is None:
+        title = self.process.case_title
+        if title is None:
             return
+        location = self.at(("case_title",))
         try:
-            title_template(self.process.case_title)
+            title_template(title)
         except TemplateError as error:
-            line = f" (line {error.lineno})" if isinstance(error, TemplateSyntaxError) else ""
-            detail = f"{(error.message or type(error).__name__).rstrip('.')}{line}"
-            self.add("SF202", self.at(("case_title",)), key="case_title", detail=detail)
+            message = (error.message or type(error).__name__).rstrip(".")
+            line = getattr(error, "lineno", None)
+            detail = Text(
+                f"Jinja2 melder: {message}" + (f" (linje {line})" if line else ""),
+                message + (f" (line {line})" if line else ""),
+            )
+            self.add("SF202", location, key="case_title", detail=detail)
+            return
+        tree = _TITLE_CHECKS.parse(title)
+        for attribute, _ in private_accesses(tree):
+            self.add("SF202", location, key="case_title", detail=_private_detail(attribute))
+        # The title is rendered with the case's fields only (see `CompiledProcess.guard_context`).
+        fields = set(self.process.fields)
+        undeclared = set(meta.find_undeclared_variables(tree)) - set(_TITLE_CHECKS.globals)
+        for name in sorted(undeclared - fields):
+            self.add(
+                "SF312",
+                location,
+                template=Text("Sagstitlen (case_title)", "The case title (case_title)"),
+                name=name,
+                known=_known(fields),
+            )
 
     # Letters ------------------------------------------------------------------------------
 
     def check_letters(self) -> None:
         allowed = set(LETTER_NAMES) | set(self.process.fields)
-        reported: set[tuple[str, str]] = set()
-        infos = {}
+        facts: dict[str, _TemplateFacts] = {}
         for name, source in self.process.templates.items():
-            try:
-                infos[name] = analyse_template(name, source)
-            except TemplateProblem:
-                continue  # reported when the template was collected
+            analysed = _analyse_template(name, source)
+            if analysed is not None:
+                facts[name] = analysed
 
+        # A template shared by several letters is reported once, naming the first letter that uses it.
+        reported: set[str] = set()
         for letter_id, letter in self.process.letters.items():
-            key = ("letter", letter_id)
             for language, template in letter.templates.items():
-                info = infos.get(template)
-                if info is None:
-                    continue
-                for used in self._used_templates(template, infos):
-                    for variable in sorted(infos[used].variables - allowed):
-                        if (used, variable) in reported:
-                            continue
-                        reported.add((used, variable))
-                        self.add(
-                            "SF312",
-                            self.at(key, "template", language),
-                            template=used,
-                            name=variable,
-                            known=_known(allowed),
-                        )
+                for used in self._used_templates(template, facts):
+                    if used not in reported:
+                        reported.add(used)
+                        self.check_template(used, facts[used], letter_id, allowed)
                 if letter.locked:
-                    self.check_locked_letter(letter_id, language, template, infos)
-            if "da" not in letter.templates and letter.templates:
-                self.add("SF201", self.at(key, "template"), key="da")
+                    self.check_locked_letter(letter_id, language, template, facts)
+
+    def check_template(self, name: str, facts: _TemplateFacts, letter_id: str, allowed: set[str]) -> None:
+        for line, detail, fix in facts.problems:
+            self.add("SF311", Location(name, line), template=name, letter=letter_id, detail=detail, fix=fix)
+        subject = Text(
+            f"Brevskabelonen '{name}' (brevet '{letter_id}')", f"The letter template '{name}' (letter '{letter_id}')"
+        )
+        for variable in sorted(set(facts.variables) - allowed):
+            self.add(
+                "SF312",
+                Location(name, facts.variables[variable]),
+                template=subject,
+                name=variable,
+                known=_known(allowed),
+            )
 
     @staticmethod
-    def _used_templates(name: str, infos: dict[str, Any]) -> list[str]:
+    def _used_templates(name: str, facts: dict[str, _TemplateFacts]) -> list[str]:
         """Return `name` and every template it extends or includes, directly or through others."""
         # NOTE: an included template is checked on its own, so a loop variable of the template
         # that includes it is reported as unknown.
@@ -402,62 +854,85 @@ class _Checker:
         pending = [name]
         while pending:
             current = pending.pop(0)
-            if current in found or current not in infos:
+            if current in found or current not in facts:
                 continue
             found.append(current)
-            pending.extend(sorted(infos[current].referenced))
+            pending.extend(sorted(facts[current].referenced))
         return found
 
-    def _chain(self, name: str, infos: dict[str, Any]) -> list[str]:
+    @staticmethod
+    def _chain(name: str, facts: dict[str, _TemplateFacts]) -> list[str]:
         chain: list[str] = []
         current: str | None = name
-        while current is not None and current in infos and current not in chain:
+        while current is not None and current in facts and current not in chain:
             chain.append(current)
-            current = infos[current].extends
+            extends = facts[current].extends
+            current = extends[0] if extends else None
         return chain
 
-    def check_locked_letter(self, letter_id: str, language: str, template: str, infos: dict[str, Any]) -> None:
+    def check_locked_letter(
+        self, letter_id: str, language: str, template: str, facts: dict[str, _TemplateFacts]
+    ) -> None:
         letter = self.process.letters[letter_id]
-        key = ("letter", letter_id)
         base = letter.base_templates.get(language) or letter.base_templates.get("da")  # type: ignore[call-overload]
         if base is None:
             return
-        base_info = infos.get(base)
-        if base_info is not None:
+        base_facts = facts.get(base)
+        if base_facts is not None:
             missing = [
-                block for block in (*letter.locked_blocks, *letter.required_blocks) if block not in base_info.blocks
+                block for block in (*letter.locked_blocks, *letter.required_blocks) if block not in base_facts.blocks
             ]
             if missing:
+                listed = ", ".join(missing)
                 self.add(
                     "SF313",
-                    self.at(key, "template", language),
+                    Location(base),
                     name=letter_id,
                     base=base,
-                    detail=f"the skeleton template lacks the blocks {', '.join(missing)}",
+                    detail=Text(
+                        f"skelettets skabelon mangler blokkene {listed}",
+                        f"the skeleton template lacks the blocks {listed}",
+                    ),
                 )
         if template == base:
             return
-        info = infos.get(template)
-        if info is None:
+        template_facts = facts.get(template)
+        if template_facts is None:
             return
-        if base not in self._chain(template, infos):
+        if base not in self._chain(template, facts):
+            line = template_facts.extends[1] if template_facts.extends else 1
             self.add(
                 "SF313",
-                self.at(key, "template", language),
+                Location(template, line),
                 name=letter_id,
                 base=base,
-                detail="the template must extend the skeleton's template",
+                detail=Text(
+                    "skabelonen skal udvide (extends) skelettets skabelon",
+                    "the template must extend the skeleton's template",
+                ),
             )
             return
-        overridden = sorted(set(letter.locked_blocks) & info.blocks)
-        if overridden:
+        for block in sorted(set(letter.locked_blocks) & set(template_facts.blocks)):
             self.add(
                 "SF313",
-                self.at(key, "template", language),
+                Location(template, template_facts.blocks[block]),
                 name=letter_id,
                 base=base,
-                detail=f"the template overrides the locked blocks {', '.join(overridden)}",
+                detail=Text(
+                    f"skabelonen overskriver den låste blok '{block}'",
+                    f"the template overrides the locked block '{block}'",
+                ),
             )
+
+
+def _parameter_detail(path: str, error: Any) -> Text:
+    """Describe one pydantic error in an action's `params`, naming the parameter."""
+    if error["type"] == "missing":
+        return Text(f"parameteren '{path}' mangler", f"the parameter '{path}' is missing")
+    if error["type"] == "extra_forbidden":
+        return Text(f"handlingen har ingen parameter '{path}'", f"the action has no parameter '{path}'")
+    detail = pydantic_detail(error)
+    return Text(f"'{path}': {detail.da}", f"'{path}': {detail.en}")
 
 
 def validate_resolved(process: ResolvedProcess, sources: SourceMap) -> list[Problem]:

@@ -1,4 +1,4 @@
-"""Fixtures for definition tests: a definitions folder in `tmp_path` with a copy of the shipped skeletons."""
+"""Fixtures for definition tests: a definitions folder in `tmp_path` with a copy of the `afgoerelse` skeleton."""
 
 from __future__ import annotations
 
@@ -16,8 +16,13 @@ LoadProcess = Callable[..., LoadedDefinitions]
 
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
-    """A definitions root with `skeletons/` (and its `letters/`) copied from the repository."""
-    shutil.copytree(REPOSITORY / "skeletons", tmp_path / "skeletons")
+    """A definitions root with the `afgoerelse` skeleton and `skeletons/letters/` copied from the repository.
+
+    Other skeletons are left out, so that the expected problems and lists of known
+    skeletons do not change when a skeleton is added to the repository.
+    """
+    shutil.copytree(REPOSITORY / "skeletons" / "letters", tmp_path / "skeletons" / "letters")
+    shutil.copy(REPOSITORY / "skeletons" / "afgoerelse.yaml", tmp_path / "skeletons" / "afgoerelse.yaml")
     (tmp_path / "processes" / "afgoerelse").mkdir(parents=True)
     return tmp_path
 

@@ -16,7 +16,7 @@ from engine.definitions import compile as compile_module
 from engine.definitions.compile import CompiledProcess
 from engine.definitions.expressions import compile_guard
 from engine.definitions.loader import load_definitions
-from tests.definitions.helpers import HEADER, edit_skeleton, write
+from tests.definitions.helpers import HEADER, SKELETON_FILE, edit_skeleton, write
 
 
 def compiled_demo(root: Path) -> CompiledProcess:
@@ -130,16 +130,36 @@ def test_guard_sandbox_exposes_no_internals(expression: str) -> None:
     assert not _is_internal(raw), f"{expression!r} evaluated to {raw!r}"
 
 
-def test_sandboxed_guard_validates_and_evaluates_false(root: Path) -> None:
-    # The names are fine (a field), so validation accepts the guard; the sandbox makes it false.
+def test_private_attribute_in_guard_is_rejected(root: Path) -> None:
     edit_skeleton(
         root,
         "      - to: fact_finding\n        when: application_complete\n",
         "      - to: fact_finding\n        when: application_complete.__class__.__mro__\n",
     )
-    process = compiled_demo(root)
+    loaded = load_definitions(root)
 
-    assert process.advance("screening", {"application_complete": True}) == "awaiting_information"
+    assert [(problem.code, str(problem.location)) for problem in loaded.problems] == [
+        ("SF307", f"{SKELETON_FILE}:198:15"),
+        ("SF307", f"{SKELETON_FILE}:198:15"),
+    ]
+    english = {problem.text.en for problem in loaded.problems}
+    danish = {problem.text.da for problem in loaded.problems}
+    assert (
+        "The expression 'application_complete.__class__.__mro__' is not valid: '__class__' starts with an "
+        "underscore, and internal Python attributes are not available."
+    ) in english
+    assert (
+        "Udtrykket 'application_complete.__class__.__mro__' er ugyldigt: '__mro__' starter med en understregning, "
+        "og interne Python-attributter er ikke tilgængelige."
+    ) in danish
+    assert loaded.compiled == {}
+
+
+def test_private_guard_false_at_run_time() -> None:
+    # Versions deployed before the static check still compile; the sandbox refuses the lookup.
+    guard = compile_guard("application_complete.__class__.__mro__ or outcome['__len__']")
+
+    assert guard({"application_complete": True, "outcome": {}}) is False
 
 
 def test_guard_on_empty_field_is_false(root: Path) -> None:

@@ -104,7 +104,8 @@ processes = st.fixed_dictionaries(
 def _root(tmp_path: Path, name: str) -> Path:
     root = tmp_path / name
     if not root.exists():
-        shutil.copytree(REPOSITORY / "skeletons", root / "skeletons")
+        shutil.copytree(REPOSITORY / "skeletons" / "letters", root / "skeletons" / "letters")
+        shutil.copy(REPOSITORY / "skeletons" / "afgoerelse.yaml", root / "skeletons" / "afgoerelse.yaml")
     return root
 
 

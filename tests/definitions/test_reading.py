@@ -119,6 +119,26 @@ def test_bytes_that_are_not_utf8(load_process: LoadProcess) -> None:
     )
 
 
+def test_nul_character_position(load_process: LoadProcess) -> None:
+    # The NUL byte is on line 8, after "description: {da: a" (19 characters): column 20.
+    problem = single(load_process(demo("description: {da: a\x00b, en: c}\n")))
+
+    assert problem.format("en") == (
+        f"{DEMO_FILE}:8:20: SF100 YAML syntax error: the character U+0000 is not allowed in a YAML file. "
+        "Check indentation, colons and quotes on this line and the line above."
+    )
+    assert problem.text.da == "YAML-syntaksfejl: tegnet U+0000 må ikke stå i en YAML-fil."
+
+
+def test_own_yaml_details_in_danish(load_process: LoadProcess) -> None:
+    loaded = load_process(demo("base: &base [1]\ndescription:\n  <<: *base\nvalid_from: 2024-02-30\n"))
+
+    assert [problem.text.da for problem in loaded.problems if problem.code == "SF100"] == [
+        "YAML-syntaksfejl: '<<' skal flette en mapping.",
+        "YAML-syntaksfejl: '2024-02-30' er ikke en gyldig dato.",
+    ]
+
+
 def test_empty_file(load_process: LoadProcess) -> None:
     problem = single(load_process(""))
 

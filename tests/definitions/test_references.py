@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from engine.actions import ACTIONS
+from engine.definitions.fields import FIELD_TYPES
 from engine.definitions.loader import load_definitions
 from tests.definitions.conftest import LoadProcess
 from tests.definitions.helpers import DEMO_FILE, HEADER, SKELETON_FILE, demo, edit_skeleton, formatted, single, write
@@ -82,6 +84,34 @@ def test_duplicate_skeleton_id(root: Path) -> None:
     )
 
 
+def test_broken_skeleton_is_not_unknown(root: Path, load_process: LoadProcess) -> None:
+    # A model error in the skeleton (an unknown key) is reported there, and nowhere else.
+    edit_skeleton(root, "intake_roles: [applicant, caseworker]", "intake_roles: [applicant, caseworker]\nintake: x")
+    loaded = load_process(HEADER)
+
+    assert [(problem.code, problem.location.file) for problem in loaded.problems] == [("SF200", SKELETON_FILE)]
+    assert loaded.broken_skeletons == {"afgoerelse"}
+    assert loaded.compiled == {}
+
+
+def test_unreadable_skeleton_is_known_by_file_name(root: Path, load_process: LoadProcess) -> None:
+    (root / SKELETON_FILE).write_bytes(b"skeleton: afgoerelse\x00\n")
+    loaded = load_process(HEADER)
+
+    assert [(problem.code, str(problem.location)) for problem in loaded.problems] == [
+        ("SF100", f"{SKELETON_FILE}:1:21")
+    ]
+    assert loaded.broken_skeletons == {"afgoerelse"}
+
+
+def test_skeleton_file_with_other_id_still_unknown(root: Path, load_process: LoadProcess) -> None:
+    # Only the id the broken file declares is excused; other names in `extends` are still unknown.
+    write(root, "skeletons/tilsyn.yaml", "skeleton: tilsyn\ntitle: [\n")
+    loaded = load_process(HEADER.replace("extends: afgoerelse", "extends: tilsy"), folder="tilsy")
+
+    assert [problem.code for problem in loaded.problems] == ["SF300", "SF100"]
+
+
 def test_role_defined_again(load_process: LoadProcess) -> None:
     problem = single(load_process(demo("roles:\n  caseworker: {label: {da: Sagsbehandler, en: Caseworker}}\n")))
 
@@ -120,6 +150,87 @@ def test_locked_step_removed(load_process: LoadProcess) -> None:
         "be removed. Locked steps are legal safeguards; insert an extra step before or after instead."
     )
     assert problem.text.da == ("Trinnet 'decision_approval' er låst af skelettet 'afgoerelse' og kan ikke fjernes.")
+
+
+def test_removed_step_still_approved(load_process: LoadProcess) -> None:
+    loaded = load_process(demo("steps:\n  - remove: draft_decision\n"))
+    problem = single(loaded)
+
+    assert problem.format("en") == (
+        f"{DEMO_FILE}:9:13: SF331 The step 'draft_decision' is removed but is still used by the approval step "
+        "'decision_approval' (approves). Replace the step with 'replace:' instead of removing it, or first change "
+        "what uses it."
+    )
+    assert problem.text.da == (
+        "Trinnet 'draft_decision' fjernes, men bruges stadig af godkendelsestrinnet 'decision_approval' (approves)."
+    )
+    assert loaded.compiled == {}
+
+
+def test_removed_step_still_read_by_guards(load_process: LoadProcess) -> None:
+    text = demo(
+        """\
+        steps:
+          - insert_after: fact_assessment
+            step: {id: site_visit, kind: task, role: caseworker, label: {da: A, en: B}}
+          - insert_after: site_visit
+            step:
+              id: visit_report
+              kind: task
+              role: caseworker
+              when: "outcome.site_visit == 'done'"
+              label: {da: A, en: B}
+              form:
+                - field: assessment_note
+                  required_if: "outcome['site_visit'] != 'skipped'"
+          - remove: site_visit
+        """
+    )
+    problem = single(load_process(text))
+
+    assert str(problem.location) == f"{DEMO_FILE}:21:13"
+    assert problem.text.en == (
+        "The step 'site_visit' is removed but is still used by the condition of the step 'visit_report' "
+        "(outcome.site_visit), required_if of the field 'assessment_note' in the step 'visit_report' "
+        "(outcome.site_visit)."
+    )
+
+
+def test_removed_step_put_back_is_not_reported(load_process: LoadProcess) -> None:
+    text = demo(
+        """\
+        steps:
+          - remove: draft_decision
+          - insert_before: decision_approval
+            step: {id: draft_decision, kind: task, role: caseworker, label: {da: Udkast, en: Draft}}
+        """
+    )
+
+    assert formatted(load_process(text)) == []
+
+
+def test_variant_removing_step_of_parent(root: Path) -> None:
+    parent = demo(
+        """\
+        steps:
+          - insert_after: fact_assessment
+            step: {id: site_visit, kind: task, role: caseworker, label: {da: A, en: B}}
+        """
+    )
+    child = (
+        "process: demo-variant\nextends: demo\ntitle: {da: V, en: V}\n"
+        "steps:\n  - insert_after: site_visit\n    step:\n      id: site_approval\n      kind: approval\n"
+        "      role: approver\n      eyes: 4\n      approves: site_visit\n      label: {da: A, en: B}\n"
+        "  - remove: site_visit\n"
+    )
+    write(root, DEMO_FILE, parent)
+    write(root, "processes/afgoerelse/demo-variant.yaml", child)
+    loaded = load_definitions(root)
+
+    assert [(problem.code, str(problem.location)) for problem in loaded.problems] == [
+        ("SF331", "processes/afgoerelse/demo-variant.yaml:13:13")
+    ]
+    assert sorted(loaded.compiled) == ["demo"]
 
 
 def test_locked_step_replaced_by_task(load_process: LoadProcess) -> None:
@@ -266,8 +377,7 @@ def test_unknown_field_type(load_process: LoadProcess) -> None:
     problem = single(load_process(text))
 
     assert problem.format("en") == (
-        f"{DEMO_FILE}:10:11: SF304 The field type 'txt' does not exist. Known types: boolean, country, cpr, cvr, "
-        "date, decimal, email, enum, integer, money, postcode, species, text."
+        f"{DEMO_FILE}:10:11: SF304 The field type 'txt' does not exist. Known types: {', '.join(sorted(FIELD_TYPES))}."
     )
 
 
@@ -386,7 +496,7 @@ def test_guard_that_does_not_parse(load_process: LoadProcess) -> None:
     problem = single(load_process(demo(inserted_step(step))))
 
     assert problem.format("en") == (
-        f"{DEMO_FILE}:14:13: SF307 The expression 'application_complete and' does not parse: unexpected 'end of "
+        f"{DEMO_FILE}:14:13: SF307 The expression 'application_complete and' is not valid: unexpected 'end of "
         "template'. Write a Jinja2 expression over the fields, e.g. quantity > 10 and purpose == 'T'."
     )
 
@@ -400,7 +510,7 @@ def test_guard_with_trailing_tokens(load_process: LoadProcess) -> None:
 
     assert problem.code == "SF307"
     assert problem.text.en == (
-        "The expression 'application_complete consultation_required' does not parse: "
+        "The expression 'application_complete consultation_required' is not valid: "
         "unexpected 'consultation_required' after the end of the expression."
     )
 
@@ -416,6 +526,11 @@ def test_guard_cannot_name_jinja_globals(load_process: LoadProcess) -> None:
     assert [(problem.code, problem.text.en) for problem in loaded.problems] == [
         ("SF306", "The field 'lipsum' does not exist."),
         ("SF306", "The field 'range' does not exist."),
+        (
+            "SF307",
+            "The expression 'lipsum.__globals__ or range(3)' is not valid: '__globals__' starts with an underscore, "
+            "and internal Python attributes are not available.",
+        ),
     ]
 
 
@@ -427,8 +542,7 @@ def test_unknown_action(load_process: LoadProcess) -> None:
     problem = single(load_process(demo(inserted_step(step))))
 
     assert problem.format("en") == (
-        f"{DEMO_FILE}:13:15: SF308 The action 'send_fax' does not exist. Known actions: cvr_lookup, "
-        "species_plus_lookup."
+        f"{DEMO_FILE}:13:15: SF308 The action 'send_fax' does not exist. Known actions: {', '.join(sorted(ACTIONS))}."
     )
 
 
@@ -440,7 +554,8 @@ def test_action_params_missing_one(load_process: LoadProcess) -> None:
     problem = single(load_process(demo(inserted_step(step))))
 
     assert problem.format("en") == (
-        f"{DEMO_FILE}:14:15: SF309 Invalid parameters for the action 'cvr_lookup': status_field: Field required."
+        f"{DEMO_FILE}:14:15: SF309 Invalid parameters for the action 'cvr_lookup': the parameter 'status_field' is "
+        "missing."
     )
 
 
@@ -483,10 +598,13 @@ def test_unknown_letter(load_process: LoadProcess) -> None:
 
 
 def test_template_that_does_not_exist(load_process: LoadProcess) -> None:
+    # A file that does not exist is reported where the YAML names it.
     problem = single(load_process(demo(RECEIPT_LETTER)))
 
     assert problem.format("en") == (
-        f"{DEMO_FILE}:10:20: SF311 The letter template '{RECEIPT_TEMPLATE}' cannot be used: the file does not exist."
+        f"{DEMO_FILE}:10:20: SF311 The letter template '{RECEIPT_TEMPLATE}' (letter 'receipt') cannot be used: the "
+        "file does not exist. Create the file, or correct the path. Paths in YAML are relative to the YAML file, and "
+        "paths in {% extends %} and {% include %} are relative to the definitions folder."
     )
 
 
@@ -495,7 +613,14 @@ def test_template_with_syntax_error(root: Path, load_process: LoadProcess) -> No
     problem = single(load_process(demo(RECEIPT_LETTER)))
 
     assert problem.format("en") == (
-        f"{DEMO_FILE}:10:20: SF311 The letter template '{RECEIPT_TEMPLATE}' cannot be used: unexpected '}}' (line 3)."
+        f"{RECEIPT_TEMPLATE}:3:1: SF311 The letter template '{RECEIPT_TEMPLATE}' (letter 'receipt') cannot be used: "
+        "syntax error: unexpected '}'. Correct the syntax on this line; check that every {{ }}, {% %} and "
+        "{% block %} is closed."
+    )
+    assert problem.format("da") == (
+        f"{RECEIPT_TEMPLATE}:3:1: SF311 Brevskabelonen '{RECEIPT_TEMPLATE}' (brevet 'receipt') kan ikke bruges: "
+        "syntaksfejl; Jinja2 melder: unexpected '}'. Ret syntaksen på linjen; tjek at hver {{ }}, {% %} og "
+        "{% block %} er lukket."
     )
 
 
@@ -512,7 +637,11 @@ def test_template_not_utf8(root: Path, load_process: LoadProcess) -> None:
     (root / RECEIPT_TEMPLATE).write_bytes(b"K\xe6re ans\xf8ger\n")
     problem = single(load_process(demo(RECEIPT_LETTER)))
 
-    assert problem.text.en == f"The letter template '{RECEIPT_TEMPLATE}' cannot be used: the file is not valid UTF-8."
+    assert str(problem.location) == f"{RECEIPT_TEMPLATE}:1:2"
+    assert problem.text.en == (
+        f"The letter template '{RECEIPT_TEMPLATE}' (letter 'receipt') cannot be used: the file is not valid UTF-8 "
+        "(byte 1)."
+    )
 
 
 def test_template_with_unknown_variable(root: Path, load_process: LoadProcess) -> None:
@@ -520,8 +649,10 @@ def test_template_with_unknown_variable(root: Path, load_process: LoadProcess) -
     problem = single(load_process(demo(RECEIPT_LETTER)))
 
     assert problem.code == "SF312"
-    assert str(problem.location) == f"{DEMO_FILE}:10:20"
-    assert problem.text.en == f"The letter template '{RECEIPT_TEMPLATE}' uses the unknown variable 'applicant_nmae'."
+    assert str(problem.location) == f"{RECEIPT_TEMPLATE}:1:1"
+    assert problem.text.en == (
+        f"The letter template '{RECEIPT_TEMPLATE}' (letter 'receipt') uses the unknown variable 'applicant_nmae'."
+    )
     assert problem.hint is not None
     assert "applicant_name, " in problem.hint.en
     assert "letter_date, " in problem.hint.en
@@ -534,8 +665,10 @@ def test_included_template_with_unknown_variable(root: Path, load_process: LoadP
     problem = single(load_process(demo(RECEIPT_LETTER)))
 
     assert problem.code == "SF312"
+    assert str(problem.location) == "processes/afgoerelse/demo/_part.md.j2:1:1"
     assert problem.text.en == (
-        "The letter template 'processes/afgoerelse/demo/_part.md.j2' uses the unknown variable 'permit_colour'."
+        "The letter template 'processes/afgoerelse/demo/_part.md.j2' (letter 'receipt') uses the unknown variable "
+        "'permit_colour'."
     )
 
 
@@ -544,19 +677,20 @@ def test_locked_letter_not_extending_skeleton(root: Path, load_process: LoadProc
     problem = single(load_process(demo(DECISION_LETTER)))
 
     assert problem.format("en") == (
-        f"{DEMO_FILE}:10:20: SF313 The letter 'decision' is locked by the skeleton: the template must extend the "
+        f"{DECISION_TEMPLATE}:1:1: SF313 The letter 'decision' is locked by the skeleton: the template must extend the "
         "skeleton's template. Start the template with "
         '{% extends "skeletons/letters/decision.da.md.j2" %} and fill only the blocks that are not locked.'
     )
 
 
 def test_locked_letter_block_overridden(root: Path, load_process: LoadProcess) -> None:
-    write(root, DECISION_TEMPLATE, EXTENDS_DECISION + "{% block complaint_notice %}Ingen klage.{% endblock %}\n")
+    write(root, DECISION_TEMPLATE, EXTENDS_DECISION + "\n{% block complaint_notice %}Ingen klage.{% endblock %}\n")
     problem = single(load_process(demo(DECISION_LETTER)))
 
     assert problem.code == "SF313"
+    assert str(problem.location) == f"{DECISION_TEMPLATE}:3:1"
     assert problem.text.en == (
-        "The letter 'decision' is locked by the skeleton: the template overrides the locked blocks complaint_notice."
+        "The letter 'decision' is locked by the skeleton: the template overrides the locked block 'complaint_notice'."
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.definitions.conftest import LoadProcess
 from tests.definitions.helpers import DEMO_FILE, HEADER, demo, formatted, single
 
@@ -103,6 +105,47 @@ def test_boolean_where_text_is_expected(load_process: LoadProcess) -> None:
     assert problem.text.en == "'legal_basis.0.reference' must be text, but YAML reads true as a boolean."
 
 
+def test_expected_text_shows_value_as_written(load_process: LoadProcess) -> None:
+    # YAML reads 09.05 as the number 9.05; the message and the hint keep the leading zero.
+    text = HEADER.replace('classification: "01.02.03"', "classification: 09.05")
+    problem = single(load_process(text))
+
+    assert problem.format("en") == (
+        f"{DEMO_FILE}:7:17: SF204 'classification' must be text, but YAML reads 09.05 as a number. "
+        "Put quotes around the value: '09.05'."
+    )
+
+
+@pytest.mark.parametrize(
+    ("written", "kind"),
+    [
+        ("1_000", "a number"),
+        ("0x1F", "a number"),
+        ("True", "a boolean"),
+        ("2024-06-04 10:30:00", "a date"),
+        ("1e3", "a number"),
+    ],
+)
+def test_expected_text_keeps_written_form(load_process: LoadProcess, written: str, kind: str) -> None:
+    problem = single(load_process(HEADER.replace('reference: "§ 1"', f"reference: {written}")))
+
+    assert problem.text.en == f"'legal_basis.0.reference' must be text, but YAML reads {written} as {kind}."
+    assert problem.hint is not None
+    assert problem.hint.en == f"Put quotes around the value: '{written}'."
+
+
+def test_number_key_shown_as_written(load_process: LoadProcess) -> None:
+    text = demo(
+        """\
+        fields:
+          0x1: {type: text, label: {da: Et, en: One}}
+        """
+    )
+    problem = single(load_process(text))
+
+    assert problem.text.en == "'fields.1' must be text, but YAML reads 0x1 as a number."
+
+
 def test_quoted_yes_stays_text(load_process: LoadProcess) -> None:
     text = HEADER.replace('reference: "§ 1"', "reference: 'yes'")
     loaded = load_process(text)
@@ -158,7 +201,11 @@ def test_invalid_value(load_process: LoadProcess) -> None:
 
     assert problem.format("en") == (
         f"{DEMO_FILE}:10:29: SF202 Invalid value for 'steps.0.step.kind': "
-        "Input should be 'task', 'action', 'letter' or 'approval'."
+        "the value must be 'task', 'action', 'letter' or 'approval'."
+    )
+    assert problem.format("da") == (
+        f"{DEMO_FILE}:10:29: SF202 Ugyldig værdi for 'steps.0.step.kind': "
+        "værdien skal være 'task', 'action', 'letter' eller 'approval'."
     )
 
 
@@ -167,7 +214,8 @@ def test_classification_of_wrong_shape(load_process: LoadProcess) -> None:
     problem = single(load_process(text))
 
     assert problem.format("en") == (
-        f"{DEMO_FILE}:7:17: SF202 Invalid value for 'classification': it must match ^\\d{{2}}\\.\\d{{2}}\\.\\d{{2}}$."
+        f"{DEMO_FILE}:7:17: SF202 Invalid value for 'classification': the value must match the pattern "
+        "^\\d{2}\\.\\d{2}\\.\\d{2}$."
     )
 
 
