@@ -208,10 +208,12 @@ def validate(
         else:
             typer.echo(
                 _say(
-                    f"OK: {len(loaded.compiled)} processer og {len(loaded.skeletons)} skeletter er gyldige"
-                    f" ({warnings} advarsler).",
-                    f"OK: {len(loaded.compiled)} processes and {len(loaded.skeletons)} skeletons are valid"
-                    f" ({warnings} warnings).",
+                    f"OK: {_count(len(loaded.compiled), 'proces', 'processer')} og "
+                    f"{_count(len(loaded.skeletons), 'skelet', 'skeletter')} er gyldige "
+                    f"({_count(warnings, 'advarsel', 'advarsler')}).",
+                    f"OK: {_count(len(loaded.compiled), 'process', 'processes')} and "
+                    f"{_count(len(loaded.skeletons), 'skeleton', 'skeletons')} are valid "
+                    f"({_count(warnings, 'warning', 'warnings')}).",
                 )
             )
     raise typer.Exit(1 if errors else 0)

@@ -10,13 +10,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict
+import numpy as np
+import shapely
+import shapely.geometry
+from jinja2 import TemplateError
+from jinja2.sandbox import SandboxedEnvironment
+from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict, Field
+from pyproj import Transformer
 
 from engine.adapters.cvr import CompanyRegister
+from engine.adapters.de_minimis import DeMinimisRegister
+from engine.adapters.land_registry import LandRegistry
 from engine.adapters.species import SpeciesRegister
-from engine.definitions.model import Identifier
+from engine.definitions.expressions import Guard, compile_guard
+from engine.definitions.model import Identifier, Label
 
 
 class ActionContext(Protocol):
@@ -28,9 +41,23 @@ class ActionContext(Protocol):
     @property
     def companies(self) -> CompanyRegister: ...
 
+    @property
+    def de_minimis(self) -> DeMinimisRegister: ...
+
+    @property
+    def land_registry(self) -> LandRegistry: ...
+
+    @property
+    def case_reference(self) -> str: ...
+
+    @property
+    def today(self) -> date: ...
+
     def value(self, field: str) -> Any: ...
 
     def set_value(self, field: str, value: Any) -> None: ...
+
+    def guard_context(self) -> dict[str, Any]: ...
 
 
 class Params(BaseModel):
@@ -54,6 +81,8 @@ class Action:
     run: Callable[[ActionContext, Any], str]
     """Carries out the action and returns the step's outcome, such as "found"."""
     uses: Callable[[Any], list[FieldUse]]
+    expressions: Callable[[Any], list[tuple[tuple[str | int, ...], str]]] = lambda params: []
+    """Guard expressions among the parameters, with their path under `params`, for validation."""
 
 
 class CvrLookupParams(Params):
@@ -106,10 +135,164 @@ def _species_lookup(context: ActionContext, params: SpeciesLookupParams) -> str:
     return "found"
 
 
+class MeasureAreaParams(Params):
+    field: Identifier
+    area_field: Identifier
+
+
+def _measure_uses(params: MeasureAreaParams) -> list[FieldUse]:
+    return [
+        FieldUse("field", params.field, frozenset({"geometry"}), writes=False),
+        FieldUse("area_field", params.area_field, frozenset({"decimal"}), writes=True),
+    ]
+
+
+# Danish areas are measured in ETRS89 / UTM zone 32N (EPSG:25832), the national standard projection.
+_TO_UTM32 = Transformer.from_crs("EPSG:4326", "EPSG:25832", always_xy=True)
+
+
+def _project_to_utm32(coordinates: NDArray[np.float64]) -> NDArray[np.float64]:
+    x, y = _TO_UTM32.transform(coordinates[:, 0], coordinates[:, 1])
+    return np.column_stack((x, y))
+
+
+def area_in_hectares(geometry: dict[str, Any]) -> Decimal:
+    projected = shapely.transform(shapely.geometry.shape(geometry), _project_to_utm32)
+    return (Decimal(repr(projected.area)) / 10_000).quantize(Decimal("0.01"))
+
+
+def _measure_area(context: ActionContext, params: MeasureAreaParams) -> str:
+    geometry = context.value(params.field)
+    if not geometry:
+        return "not_applicable"
+    context.set_value(params.area_field, str(area_in_hectares(geometry)))
+    return "measured"
+
+
+class Criterion(Params):
+    label: Label
+    points: int | str = Field(description="Points as a number, or an expression such as 'area_ha * 2'.")
+    when: str | None = Field(default=None, description="Guard expression; the points count only when it holds.")
+
+
+class ScoreParams(Params):
+    field: Identifier
+    criteria: list[Criterion] = Field(min_length=1)
+    maximum: int | None = Field(default=None, ge=0)
+
+
+def _score_uses(params: ScoreParams) -> list[FieldUse]:
+    return [FieldUse("field", params.field, frozenset({"integer"}), writes=True)]
+
+
+def _score_expressions(params: ScoreParams) -> list[tuple[tuple[str | int, ...], str]]:
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    for index, criterion in enumerate(params.criteria):
+        if isinstance(criterion.points, str):
+            found.append((("criteria", index, "points"), criterion.points))
+        if criterion.when is not None:
+            found.append((("criteria", index, "when"), criterion.when))
+    return found
+
+
+_VALUES = SandboxedEnvironment()
+
+
+@lru_cache(maxsize=1024)
+def _cached_guard(source: str) -> Guard:
+    return compile_guard(source)
+
+
+@lru_cache(maxsize=1024)
+def _value_expression(source: str) -> Any:
+    return _VALUES.compile_expression(source, undefined_to_none=True)
+
+
+def _score(context: ActionContext, params: ScoreParams) -> str:
+    names = context.guard_context()
+    total = Decimal(0)
+    for criterion in params.criteria:
+        if criterion.when is not None and not _cached_guard(criterion.when)(names):
+            continue
+        if isinstance(criterion.points, int):
+            points: Any = criterion.points
+        else:
+            try:
+                points = _value_expression(criterion.points)(**names)
+            except (TypeError, ValueError, ArithmeticError, TemplateError):
+                points = 0  # a field the expression needs is not filled in: no points
+        try:
+            total += Decimal(str(points or 0))
+        except ArithmeticError:
+            continue
+    score = int(total.to_integral_value(rounding=ROUND_HALF_UP))
+    if params.maximum is not None:
+        score = min(score, params.maximum)
+    context.set_value(params.field, max(score, 0))
+    return "scored"
+
+
+class DeMinimisParams(Params):
+    cvr_field: Identifier
+    amount_field: Identifier
+    result_field: Identifier
+    ceiling_eur: Decimal = Field(default=Decimal(300_000), description="EUR 300,000 under Regulation (EU) 2023/2831.")
+    eur_rate: Decimal = Field(default=Decimal("7.46"), description="DKK per EUR used to convert the amount.")
+
+
+def _de_minimis_uses(params: DeMinimisParams) -> list[FieldUse]:
+    return [
+        FieldUse("cvr_field", params.cvr_field, frozenset({"cvr"}), writes=False),
+        FieldUse("amount_field", params.amount_field, frozenset({"money"}), writes=False),
+        FieldUse("result_field", params.result_field, frozenset({"enum", "text"}), writes=True),
+    ]
+
+
+def _de_minimis_check(context: ActionContext, params: DeMinimisParams) -> str:
+    number = context.value(params.cvr_field)
+    amount_ore = context.value(params.amount_field)
+    if not number or amount_ore is None:
+        context.set_value(params.result_field, "not_applicable")
+        return "not_applicable"
+    # The ceiling applies over any period of three years: the last three years up to today.
+    today = context.today
+    since = (
+        today.replace(year=today.year - 3)
+        if not (today.month == 2 and today.day == 29)
+        else date(today.year - 3, 2, 28)
+    )
+    received = sum((record.amount_eur for record in context.de_minimis.aid_received(number, since)), Decimal(0))
+    requested = Decimal(amount_ore) / 100 / params.eur_rate
+    result = "within" if received + requested <= params.ceiling_eur else "exceeded"
+    context.set_value(params.result_field, result)
+    return result
+
+
+class LandRegistrationParams(Params):
+    declaration: Label
+    reference_field: Identifier
+
+
+def _land_registration_uses(params: LandRegistrationParams) -> list[FieldUse]:
+    return [FieldUse("reference_field", params.reference_field, frozenset({"text"}), writes=True)]
+
+
+def _land_registration(context: ActionContext, params: LandRegistrationParams) -> str:
+    registration = context.land_registry.register_declaration(
+        context.case_reference, params.declaration.da, context.today
+    )
+    context.set_value(params.reference_field, registration.number)
+    return "registered"
+
+
 ACTIONS: dict[str, Action] = {
     action.name: action
     for action in (
         Action("cvr_lookup", CvrLookupParams, _cvr_lookup, _cvr_uses),
         Action("species_plus_lookup", SpeciesLookupParams, _species_lookup, _species_uses),
+        Action("measure_area", MeasureAreaParams, _measure_area, _measure_uses),
+        Action("score", ScoreParams, _score, _score_uses, _score_expressions),
+        Action("de_minimis_check", DeMinimisParams, _de_minimis_check, _de_minimis_uses),
+        Action("land_registration", LandRegistrationParams, _land_registration, _land_registration_uses),
     )
 }

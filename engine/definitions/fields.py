@@ -15,6 +15,9 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import pycountry
+import shapely.errors
+import shapely.geometry
+import shapely.validation
 from stdnum.dk import cvr as stdnum_cvr
 
 from engine.i18n import Text
@@ -183,6 +186,9 @@ def _bounds(field: FieldDef) -> list[str]:
     if field.min is not None and field.max is not None and field.min > field.max:
         return ["min is greater than max"]
     return []
+
+
+_UNIT_PARTIES = " parter"
 
 
 def _check_range(value: Decimal | int, field: FieldDef, unit: str = "") -> None:
@@ -510,6 +516,154 @@ class SpeciesType(FieldType):
         return taxon.scientific_name
 
 
+MAX_GEOMETRY_POSITIONS = 20_000
+
+
+def _positions(coordinates: Any, depth: int) -> list[Any]:
+    """Flatten GeoJSON coordinates of the given nesting depth into a list of positions."""
+    if depth == 0:
+        return [coordinates]
+    if not isinstance(coordinates, list):
+        raise _invalid("Koordinaterne har ikke GeoJSON-form.", "The coordinates are not shaped as GeoJSON.")
+    return [position for item in coordinates for position in _positions(item, depth - 1)]
+
+
+class GeometryType(FieldType):
+    """An area drawn on a map: a GeoJSON Polygon or MultiPolygon in WGS84 (longitude, latitude).
+
+    The geometry must be valid in the OGC simple-features sense (closed rings, no
+    self-intersections), which shapely checks; the reason for an invalid one is returned.
+    """
+
+    name = "geometry"
+    json_type = {"type": "object", "description": "GeoJSON Polygon or MultiPolygon, WGS84"}
+
+    def parse(self, raw: Any, field: FieldDef, lookups: Lookups) -> Any:
+        geometry = raw.get("geometry") if isinstance(raw, dict) and raw.get("type") == "Feature" else raw
+        if not isinstance(geometry, dict) or geometry.get("type") not in ("Polygon", "MultiPolygon"):
+            raise _invalid(
+                "Skal være en GeoJSON-flade (Polygon eller MultiPolygon).",
+                "Must be a GeoJSON area (Polygon or MultiPolygon).",
+                'Send fx {"type": "Polygon", "coordinates": [[[lon, lat], ...]]} i WGS84.',
+                'Send for example {"type": "Polygon", "coordinates": [[[lon, lat], ...]]} in WGS84.',
+            )
+        depth = 3 if geometry["type"] == "Polygon" else 4
+        positions = _positions(geometry.get("coordinates"), depth - 1)
+        if len(positions) > MAX_GEOMETRY_POSITIONS:
+            raise _invalid(
+                f"Fladen har {len(positions)} punkter; højst {MAX_GEOMETRY_POSITIONS} er tilladt.",
+                f"The area has {len(positions)} points; at most {MAX_GEOMETRY_POSITIONS} are allowed.",
+                "Forenkl tegningen.",
+                "Simplify the drawing.",
+            )
+        for position in positions:
+            if (
+                not isinstance(position, list)
+                or len(position) not in (2, 3)
+                or not all(isinstance(value, int | float) and not isinstance(value, bool) for value in position)
+                or not (-180 <= position[0] <= 180 and -90 <= position[1] <= 90)
+            ):
+                raise _invalid(
+                    f"{_describe(position)} er ikke et punkt (længdegrad, breddegrad) i WGS84.",
+                    f"{_describe(position)} is not a point (longitude, latitude) in WGS84.",
+                )
+        try:
+            shape = shapely.geometry.shape(geometry)
+        except (ValueError, TypeError, AttributeError, shapely.errors.ShapelyError) as error:
+            raise _invalid(
+                f"Fladen kan ikke læses: {error}.",
+                f"The area cannot be read: {error}.",
+            ) from None
+        if shape.is_empty or not shape.is_valid:
+            reason = shapely.validation.explain_validity(shape) if not shape.is_empty else "empty"
+            raise FieldValueError(
+                "invalid_geometry",
+                Text(f"Fladen er ugyldig: {reason}.", f"The area is invalid: {reason}."),
+                Text(
+                    "Tegn fladen igen, så kanterne ikke krydser hinanden, og ringene er lukkede.",
+                    "Draw the area again so that its edges do not cross and its rings are closed.",
+                ),
+            )
+        return {"type": geometry["type"], "coordinates": geometry["coordinates"]}
+
+
+def _party_error(index: int, da: str, en: str) -> FieldValueError:
+    return _invalid(f"Part nr. {index + 1}: {da}", f"Party {index + 1}: {en}")
+
+
+class PartiesType(FieldType):
+    """Several parties who apply together: a list of {name, cvr or cpr, email, share}.
+
+    `min` and `max` bound the number of parties; when shares (percent) are given for every
+    party they must add up to 100.
+    """
+
+    name = "parties"
+    allowed_options = frozenset({"min", "max"})
+    json_type = {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "cvr": {"type": "string"},
+                "cpr": {"type": "string"},
+                "email": {"type": "string"},
+                "share": {"type": ["number", "string"]},
+            },
+            "required": ["name"],
+        },
+    }
+
+    def check_definition(self, field: FieldDef) -> list[str]:
+        return _bounds(field)
+
+    def parse(self, raw: Any, field: FieldDef, lookups: Lookups) -> Any:
+        if not isinstance(raw, list) or not raw:
+            raise _invalid("Skal være en liste med mindst én part.", "Must be a list with at least one party.")
+        _check_range(len(raw), field, _UNIT_PARTIES)
+        parties: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for index, entry in enumerate(raw):
+            if not isinstance(entry, dict):
+                raise _party_error(index, "skal være et JSON-objekt.", "must be a JSON object.")
+            unknown = sorted(set(entry) - {"name", "cvr", "cpr", "email", "share"})
+            if unknown:
+                raise _party_error(
+                    index, f"ukendte felter {', '.join(unknown)}.", f"unknown fields {', '.join(unknown)}."
+                )
+            party: dict[str, Any] = {"name": TextType().parse(entry.get("name"), field, lookups)}
+            if entry.get("cvr") is not None:
+                party["cvr"] = CvrType().parse(entry["cvr"], field, lookups)
+            if entry.get("cpr") is not None:
+                party["cpr"] = CprType().parse(entry["cpr"], field, lookups)
+            if "cvr" not in party and "cpr" not in party:
+                raise _party_error(index, "angiv CVR- eller CPR-nummer.", "give a CVR or CPR number.")
+            if entry.get("email") is not None:
+                party["email"] = EmailType().parse(entry["email"], field, lookups)
+            if entry.get("share") is not None:
+                share = _to_decimal(entry["share"])
+                if not Decimal(0) < share <= Decimal(100):
+                    raise _party_error(
+                        index,
+                        "andelen skal være mellem 0 og 100 procent.",
+                        "the share must be between 0 and 100 percent.",
+                    )
+                party["share"] = str(share)
+            identity = party.get("cvr") or party.get("cpr") or ""
+            if identity in seen:
+                raise _party_error(index, "parten står to gange.", "the party is listed twice.")
+            seen.add(identity)
+            parties.append(party)
+        shares = [Decimal(party["share"]) for party in parties if "share" in party]
+        if shares and (len(shares) != len(parties) or sum(shares) != Decimal(100)):
+            raise _invalid(
+                "Andelene skal angives for alle parter og give 100 procent tilsammen.",
+                "Shares must be given for every party and add up to 100 percent.",
+            )
+        return parties
+
+
 FIELD_TYPES: dict[str, FieldType] = {
     field_type.name: field_type
     for field_type in (
@@ -526,6 +680,8 @@ FIELD_TYPES: dict[str, FieldType] = {
         CountryType(),
         PostcodeType(),
         SpeciesType(),
+        GeometryType(),
+        PartiesType(),
     )
 }
 

@@ -640,6 +640,8 @@ class _Checker:
                         f"the action writes '{use.field}', so that field needs source: system",
                     ),
                 )
+        for path, expression in action.expressions(params):
+            self.check_guard(expression, self.at(key, "params", *path))
 
     def check_approval_target(self, step: ResolvedStep, earlier: set[str]) -> None:
         location = self.at(("step", step.id), "approves")

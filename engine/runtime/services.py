@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from engine.adapters.cvr import CompanyRegister, FakeCompanyRegister
+from engine.adapters.de_minimis import DeMinimisRegister, FakeDeMinimisRegister
 from engine.adapters.digital_post import DigitalPost, MailboxDigitalPost
+from engine.adapters.land_registry import FakeLandRegistry, LandRegistry
 from engine.adapters.species import OfflineSpeciesPlus, SpeciesRegister
 from engine.settings import Authority, Settings
 
@@ -23,6 +25,8 @@ class Services:
     digital_post: DigitalPost
     authority: Authority = field(default_factory=Authority)
     clock: Callable[[], datetime] = utc_now
+    de_minimis: DeMinimisRegister = field(default_factory=FakeDeMinimisRegister)
+    land_registry: LandRegistry = field(default_factory=FakeLandRegistry)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:

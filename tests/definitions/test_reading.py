@@ -16,9 +16,15 @@ def test_repository_loads_without_problems() -> None:
     loaded = load_definitions(REPOSITORY)
 
     assert formatted(loaded) == []
-    assert sorted(loaded.skeletons) == ["afgoerelse"]
+    assert sorted(loaded.skeletons) == ["afgoerelse", "simpel", "tilskud", "tilsyn"]
     assert sorted(loaded.compiled) == ["cites-import"]
-    assert loaded.files == ["skeletons/afgoerelse.yaml", "processes/afgoerelse/cites-import.yaml"]
+    assert loaded.files == [
+        "skeletons/afgoerelse.yaml",
+        "skeletons/simpel.yaml",
+        "skeletons/tilskud.yaml",
+        "skeletons/tilsyn.yaml",
+        "processes/afgoerelse/cites-import.yaml",
+    ]
 
 
 def test_repository_compiles_cites_import() -> None:

@@ -34,14 +34,14 @@ def test_repository_is_valid() -> None:
     result = runner.invoke(app, ["--lang", "en", "validate", "--root", str(REPOSITORY)])
 
     assert result.exit_code == 0, result.output
-    assert result.stdout == "OK: 1 processes and 1 skeletons are valid (0 warnings).\n"
+    assert result.stdout == "OK: 1 process and 4 skeletons are valid (0 warnings).\n"
 
 
 def test_repository_is_valid_in_danish() -> None:
     result = runner.invoke(app, ["validate", "--root", str(REPOSITORY)], env={"SAGSFLOW_LANGUAGE": "da"})
 
     assert result.exit_code == 0, result.output
-    assert result.stdout == "OK: 1 processer og 1 skeletter er gyldige (0 advarsler).\n"
+    assert result.stdout == "OK: 1 proces og 4 skeletter er gyldige (0 advarsler).\n"
 
 
 def test_broken_tree_prints_problem_lines(root: Path) -> None:
@@ -107,7 +107,7 @@ def test_json_output_on_repository() -> None:
     report = json.loads(result.stdout)
 
     assert result.exit_code == 0
-    assert report == {"valid": True, "files": 2, "processes": ["cites-import"], "problems": []}
+    assert report == {"valid": True, "files": 5, "processes": ["cites-import"], "problems": []}
 
 
 def test_warning_alone_passes(root: Path) -> None:
@@ -118,7 +118,7 @@ def test_warning_alone_passes(root: Path) -> None:
     assert result.stdout.splitlines() == [
         "processes/tilladelser/demo.yaml:1:10: SF322 warning: The process 'demo' extends 'afgoerelse' but lives in "
         "the folder 'tilladelser'. Move the file to processes/afgoerelse/.",
-        "OK: 1 processes and 1 skeletons are valid (1 warnings).",
+        "OK: 1 process and 1 skeleton are valid (1 warning).",
     ]
 
 
@@ -128,7 +128,7 @@ def test_single_file_argument(root: Path) -> None:
     result = runner.invoke(app, ["--lang", "en", "validate", "--root", str(root), str(good)])
 
     assert result.exit_code == 0, result.output
-    assert result.stdout == "OK: 1 processes and 1 skeletons are valid (0 warnings).\n"
+    assert result.stdout == "OK: 1 process and 1 skeleton are valid (0 warnings).\n"
 
 
 def test_unknown_format_is_rejected() -> None:
