@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from engine.adapters.digital_post import MemoryDigitalPost
 from engine.auth import Actor
 from engine.definitions.loader import load_definitions
 from engine.errors import Forbidden, InvalidInput
@@ -312,3 +313,19 @@ def test_simple_case(engine: Sagsflow) -> None:
 
     assert case["status"] == "closed"
     assert "genbrugspladsen" in engine.list_letters(CASEWORKER, case["id"])[-1]["text"]
+
+
+def test_inspection_letters_go_to_inspected_party(engine: Sagsflow, post: MemoryDigitalPost) -> None:
+    case = inspection(engine)
+    complete(
+        engine,
+        case,
+        "select_subject",
+        {"selection_basis": "risk", "inspection_announced": True, "planned_date": "2026-12-15"},
+    )
+
+    engine.dispatch_outbox()
+
+    notice = next(iter(post.delivered.values()))
+    assert (notice.recipient.id_type, notice.recipient.id) == ("CVR", "90131443")
+    assert notice.recipient.name == "Havnen i Fjordby A/S"

@@ -232,6 +232,17 @@ class Fee(Strict):
     note: Label | None = None
 
 
+class PartyFields(Strict):
+    """Which case fields identify the party that letters go to (the applicant, the inspected party).
+
+    Unset entries default to `applicant_name`, `applicant_cvr` and `applicant_cpr`.
+    """
+
+    name: Identifier | None = None
+    cvr: Identifier | None = None
+    cpr: Identifier | None = None
+
+
 class SkeletonDef(Strict):
     skeleton: Identifier
     title: Label
@@ -244,6 +255,7 @@ class SkeletonDef(Strict):
     processing_deadline: Deadline | None = None
     appeal: AppealDef | None = None
     case_title: str | None = Field(default=None, description="Jinja2 template for a case's title.")
+    party: PartyFields = Field(default_factory=PartyFields, description="The fields naming the party letters go to.")
 
 
 class StepChange(Strict):
@@ -336,3 +348,4 @@ class ResolvedProcess(Strict):
     appeal: AppealDef | None
     case_title: str | None
     application_checks: list[Check] = Field(default_factory=list)
+    party: PartyFields = Field(default_factory=PartyFields)

@@ -320,7 +320,7 @@ class _Resolver:
         for letter_id, letter in base.letters.items():
             self.letters[letter_id] = _letter_entry(letter_id, letter, "skeleton", source, self.templates)
             self.sources.add(("letter", letter_id), source, ("letters", letter_id))
-        for key in ("processing_deadline", "appeal", "case_title"):
+        for key in ("processing_deadline", "appeal", "case_title", "party"):
             self.sources.add((key,), source, (key,))
 
     # The process -----------------------------------------------------------------------------
@@ -457,6 +457,7 @@ class _Resolver:
             "appeal": self.appeal,
             "case_title": self.case_title,
             "application_checks": self.application_checks,
+            "party": base.party,
         }
         if self.process is None:
             # A bare skeleton is validated like a process that changes nothing.

@@ -349,6 +349,7 @@ class _Checker:
         self.check_letters()
         self.check_deadlines()
         self.check_roles()
+        self.check_party()
         self.check_case_title()
         return self.problems
 
@@ -747,6 +748,31 @@ class _Checker:
     def check_roles(self) -> None:
         for role in self.process.intake_roles:
             self.check_role(role, self.sources.location(("process",)))
+
+    def check_party(self) -> None:
+        party = self.process.party
+        for key, name, types in (
+            ("name", party.name, {"text"}),
+            ("cvr", party.cvr, {"cvr"}),
+            ("cpr", party.cpr, {"cpr"}),
+        ):
+            if name is None:
+                continue
+            field = self.process.fields.get(name)
+            location = self.at(("party",), key)
+            if field is None:
+                self.add("SF306", location, name=name, known=_known(self.process.fields))
+            elif field.type not in types:
+                self.add(
+                    "SF316",
+                    location,
+                    name=name,
+                    type=field.type,
+                    detail=Text(
+                        f"'party.{key}' skal pege på et felt af typen {', '.join(sorted(types))}",
+                        f"'party.{key}' must name a field of type {', '.join(sorted(types))}",
+                    ),
+                )
 
     def check_deadline(self, deadline: Deadline, location: Location) -> None:
         units = {unit.value for unit in DeadlineUnit}

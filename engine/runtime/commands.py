@@ -273,7 +273,7 @@ class CaseCommand:
                 )
             ) from None
 
-        recipient = recipient_of(self.case)
+        recipient = recipient_of(self.case, self.process)
         document = self.add_document(
             kind=DocumentKind.LETTER,
             title=subject,

@@ -45,13 +45,17 @@ def deadline_end(deadline: Deadline, start: datetime) -> datetime:
     return compute_deadline(start, deadline.value, DeadlineUnit(deadline.unit), DayRule(deadline.rule)).ends_at
 
 
-def recipient_of(case: Case) -> dict[str, str]:
+def recipient_of(case: Case, process: CompiledProcess) -> dict[str, str]:
+    """The party a letter goes to, identified by CVR or CPR as digital post requires."""
     data = case.data
-    if data.get("applicant_cvr"):
-        return {"id_type": "CVR", "id": data["applicant_cvr"], "name": data.get("applicant_name", "")}
-    if data.get("applicant_cpr"):
-        return {"id_type": "CPR", "id": data["applicant_cpr"], "name": data.get("applicant_name", "")}
-    return {"id_type": "NONE", "id": "", "name": data.get("applicant_name", "")}
+    party = process.definition.party
+    name = str(data.get(party.name or "applicant_name") or "")
+    cvr_field, cpr_field = party.cvr or "applicant_cvr", party.cpr or "applicant_cpr"
+    if data.get(cvr_field):
+        return {"id_type": "CVR", "id": data[cvr_field], "name": name}
+    if data.get(cpr_field):
+        return {"id_type": "CPR", "id": data[cpr_field], "name": name}
+    return {"id_type": "NONE", "id": "", "name": name}
 
 
 def field_context(process: CompiledProcess, name: str, stored: Any) -> Any:
@@ -95,7 +99,7 @@ def letter_context(
     context["letter_date"] = local_date(now)
     context["fee"] = definition.fee.amount if definition.fee else None
     context["language"] = language
-    recipient = recipient_of(case)
+    recipient = recipient_of(case, process)
     context["recipient"] = {**recipient, "name": escape_markdown(recipient["name"])}
     appeal = definition.appeal
     context["appeal"] = (
