@@ -410,7 +410,13 @@ class Sagsflow:
             document = session.scalars(
                 select(Document).where(Document.case_id == case.id, Document.number == number)
             ).one_or_none()
-            if document is None:
+            hidden = (
+                document is not None
+                and not actor.is_staff
+                and document.kind == DocumentKind.LETTER
+                and document.status != DocumentStatus.SENT
+            )
+            if document is None or hidden:
                 raise NotFound(
                     Text(
                         f"Sagen {case.journal_number} har intet dokument nr. {number}.",
@@ -426,14 +432,13 @@ class Sagsflow:
             return document_view(document)
 
     def list_letters(self, actor: Actor, case_ref: str | int) -> list[dict[str, Any]]:
+        """The case's letters; an applicant sees only those already sent to them."""
         with self.database.read() as session:
             case = self._load_case(session, actor, case_ref)
-            documents = session.scalars(
-                select(Document)
-                .where(Document.case_id == case.id, Document.kind == DocumentKind.LETTER)
-                .order_by(Document.number)
-            )
-            return [document_view(document) for document in documents]
+            query = select(Document).where(Document.case_id == case.id, Document.kind == DocumentKind.LETTER)
+            if not actor.is_staff:
+                query = query.where(Document.status == DocumentStatus.SENT)
+            return [document_view(document) for document in session.scalars(query.order_by(Document.number))]
 
     # Outbox ------------------------------------------------------------------------------
 

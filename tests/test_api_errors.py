@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from engine.auth import Actor
 from engine.errors import BadRequest
 from engine.service import Sagsflow
 from tests.helpers import Tokens, example
@@ -536,3 +537,17 @@ def test_version_must_be_an_integer(client: TestClient, tokens: Tokens, case: di
 def test_unknown_role_token_is_refused(service: Sagsflow) -> None:
     with pytest.raises(BadRequest, match="Known roles: admin, applicant, approver, caseworker"):
         service.create_token("ida", ["aprover"])
+
+
+def test_applicant_sees_only_sent_letters(client: TestClient, tokens: Tokens, service: Sagsflow) -> None:
+    # The API sends letters right after each command; a letter still queued stays internal.
+    application = example("01")
+    case = service.submit(Actor("kragelund", frozenset({"applicant"})), "cites-import", application["data"], "da")
+
+    letters = client.get(f"/cases/{case['id']}/letters", headers=auth(tokens.applicant)).json()
+    staff = client.get(f"/cases/{case['id']}/letters", headers=auth(tokens.caseworker)).json()
+    document = client.get(f"/cases/{case['id']}/documents/2", headers=auth(tokens.applicant))
+
+    assert letters == []
+    assert [letter["status"] for letter in staff] == ["queued"]
+    assert document.status_code == 404

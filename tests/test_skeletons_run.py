@@ -329,3 +329,23 @@ def test_inspection_letters_go_to_inspected_party(engine: Sagsflow, post: Memory
     notice = next(iter(post.delivered.values()))
     assert (notice.recipient.id_type, notice.recipient.id) == ("CVR", "90131443")
     assert notice.recipient.name == "Havnen i Fjordby A/S"
+
+
+def test_co_applicant_names_are_escaped_in_letters(engine: Sagsflow) -> None:
+    parties = [
+        {"name": "[Klik](http://evil.example)", "cvr": "91312220", "share": 50},
+        {"name": "*Fed* ejer", "cvr": "93147030", "share": 50},
+    ]
+    case = engine.submit(APPLICANT, "test-grant", grant_application(co_applicants=parties), "da")
+    case = complete(engine, case, "completeness_check", {"application_complete": True})
+    case = complete(engine, case, "eligibility", {"eligible": False, "eligibility_note": "Uden for området."})
+    case = complete(
+        engine, case, "grant_draft", {"grant_outcome": "refusal", "statement_of_reasons": "Uden for området."}
+    )
+    engine.approve(APPROVER, case["id"], "decision_approval", "approve", None, None, "da")
+
+    decision = engine.list_letters(CASEWORKER, case["id"])[-1]
+
+    assert "<a " not in decision["html"]
+    assert "[Klik](http://evil.example)" in decision["text"]
+    assert "*Fed* ejer" in decision["text"]

@@ -36,6 +36,7 @@ class PostMessage:
     main_document_title: str
     main_document_text: str
     main_document_html: str | None
+    language: str = "da"
 
     def as_memo(self) -> dict[str, object]:
         """Return the message as a MeMo-shaped dictionary (header plus body)."""
@@ -59,9 +60,15 @@ class PostMessage:
                 "MainDocument": {
                     "label": self.main_document_title,
                     "File": [
-                        {"encodingFormat": "text/plain", "language": "da", "content": self.main_document_text},
+                        {"encodingFormat": "text/plain", "language": self.language, "content": self.main_document_text},
                         *(
-                            [{"encodingFormat": "text/html", "language": "da", "content": self.main_document_html}]
+                            [
+                                {
+                                    "encodingFormat": "text/html",
+                                    "language": self.language,
+                                    "content": self.main_document_html,
+                                }
+                            ]
                             if self.main_document_html
                             else []
                         ),

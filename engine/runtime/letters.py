@@ -66,8 +66,19 @@ def field_context(process: CompiledProcess, name: str, stored: Any) -> Any:
     """
     value = process.field_types[name].to_context(stored)
     field = process.fields[name]
-    if field.source == "application" and field.type != "enum" and isinstance(value, str):
+    if field.source != "application" or field.type == "enum":
+        return value
+    return _escaped(value)
+
+
+def _escaped(value: Any) -> Any:
+    """Escape every text inside a value, including the entries of a list of parties."""
+    if isinstance(value, str):
         return escape_markdown(value)
+    if isinstance(value, list):
+        return [_escaped(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _escaped(item) for key, item in value.items()}
     return value
 
 

@@ -52,6 +52,7 @@ def _post_message(message: OutboxMessage, document: Document, case: Case, servic
         main_document_title=document.title,
         main_document_text=document.body_text,
         main_document_html=document.body_html,
+        language=document.language,
     )
 
 
