@@ -340,7 +340,10 @@ def test_co_applicant_names_are_escaped_in_letters(engine: Sagsflow) -> None:
     case = complete(engine, case, "completeness_check", {"application_complete": True})
     case = complete(engine, case, "eligibility", {"eligible": False, "eligibility_note": "Uden for området."})
     case = complete(
-        engine, case, "grant_draft", {"grant_outcome": "refusal", "statement_of_reasons": "Uden for området."}
+        engine,
+        case,
+        "grant_draft",
+        {"grant_outcome": "refusal", "statement_of_reasons": "Arealet ligger uden for området."},
     )
     engine.approve(APPROVER, case["id"], "decision_approval", "approve", None, None, "da")
 
