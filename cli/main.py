@@ -200,8 +200,10 @@ def validate(
         if errors:
             typer.echo(
                 _say(
-                    f"{len(errors)} fejl og {warnings} advarsler i {len(loaded.files)} filer.",
-                    f"{len(errors)} errors and {warnings} warnings in {len(loaded.files)} files.",
+                    f"{len(errors)} fejl og {_count(warnings, 'advarsel', 'advarsler')} i "
+                    f"{_count(len(loaded.files), 'fil', 'filer')}.",
+                    f"{_count(len(errors), 'error', 'errors')} and {_count(warnings, 'warning', 'warnings')} in "
+                    f"{_count(len(loaded.files), 'file', 'files')}.",
                 ),
                 err=True,
             )
@@ -333,8 +335,10 @@ def fmt(
             typer.echo(_say(f"ændrede {path}", f"changed {path}"))
     typer.echo(
         _say(
-            f"{len(files)} filer, {changed} {'ville blive ændret' if check else 'ændret'}, {failed} med fejl.",
-            f"{len(files)} files, {changed} {'would change' if check else 'changed'}, {failed} with errors.",
+            f"{_count(len(files), 'fil', 'filer')}, {changed} {'ville blive ændret' if check else 'ændret'}, "
+            f"{failed} med fejl.",
+            f"{_count(len(files), 'file', 'files')}, {changed} {'would change' if check else 'changed'}, "
+            f"{failed} with errors.",
         )
     )
     raise typer.Exit(1 if failed or (check and changed) else 0)
@@ -541,9 +545,8 @@ def _print_case(view: dict[str, Any]) -> None:
     process = view["process"]
     typer.echo(f"{view['journal_number']}  {view['title']}")
     typer.echo(f"  {say('Proces', 'Process')}: {process['title']} ({process['id']} v{process['version']})")
-    typer.echo(
-        f"  {say('Fase', 'Phase')}: {view['phase']['label']}   Status: {view['status']}   Version: {view['version']}"
-    )
+    status = {"open": say("åben", "open"), "closed": say("afsluttet", "closed")}.get(view["status"], view["status"])
+    typer.echo(f"  {say('Fase', 'Phase')}: {view['phase']['label']}   Status: {status}   Version: {view['version']}")
     received, deadline = view["received_at"], view["processing_deadline"]
     typer.echo(f"  {say('Modtaget', 'Received')}: {received}   {say('Frist', 'Deadline')}: {deadline}")
     typer.echo(say("  Tjekliste:", "  Checklist:"))

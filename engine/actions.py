@@ -236,8 +236,10 @@ class DeMinimisParams(Params):
     cvr_field: Identifier
     amount_field: Identifier
     result_field: Identifier
-    ceiling_eur: Decimal = Field(default=Decimal(300_000), description="EUR 300,000 under Regulation (EU) 2023/2831.")
-    eur_rate: Decimal = Field(default=Decimal("7.46"), description="DKK per EUR used to convert the amount.")
+    ceiling_eur: Decimal = Field(
+        default=Decimal(300_000), gt=0, description="EUR 300,000 under Regulation (EU) 2023/2831."
+    )
+    eur_rate: Decimal = Field(default=Decimal("7.46"), gt=0, description="DKK per EUR used to convert the amount.")
 
 
 def _de_minimis_uses(params: DeMinimisParams) -> list[FieldUse]:

@@ -10,6 +10,7 @@ gets one audit event and a new case version.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,6 +26,8 @@ from engine.runtime.audit import append_event
 from engine.storage.tables import Case, CaseStatus, CaseStep, ProcessVersion
 
 logger = logging.getLogger(__name__)
+
+_ID = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 # Comparing versions ---------------------------------------------------------------------------
@@ -142,17 +145,52 @@ class MigrationReport:
 def parse_mapping(pairs: list[str]) -> dict[str, str]:
     mapping: dict[str, str] = {}
     for pair in pairs:
-        old, separator, new = pair.partition("=")
-        if not separator or not old.strip() or not new.strip():
+        old, separator, new = (part.strip() for part in pair.partition("="))
+        if not separator or not _ID.fullmatch(old) or not _ID.fullmatch(new):
             raise BadRequest(
                 Text(
-                    f"'{pair}' er ikke en oversættelse; skriv GAMMEL=NY, fx hoering=consultation.",
-                    f"'{pair}' is not a mapping; write OLD=NEW, e.g. hoering=consultation.",
+                    f"'{pair}' er ikke en oversættelse; skriv GAMMEL=NY med to id'er, fx hoering=consultation.",
+                    f"'{pair}' is not a mapping; write OLD=NEW with two ids, e.g. hoering=consultation.",
                 ),
                 field="map",
             )
-        mapping[old.strip()] = new.strip()
+        if old in mapping and mapping[old] != new:
+            raise BadRequest(
+                Text(
+                    f"'{old}' er oversat to gange: til '{mapping[old]}' og til '{new}'. Angiv kun én.",
+                    f"'{old}' is mapped twice: to '{mapping[old]}' and to '{new}'. Give only one.",
+                ),
+                field="map",
+            )
+        mapping[old] = new
     return mapping
+
+
+def check_mapping(mapping: Mapping[str, str], sources: list[ResolvedProcess], target: ResolvedProcess) -> None:
+    """Refuse a mapping whose old id is in no source version, or whose new id is not in the target."""
+
+    def ids(process: ResolvedProcess) -> set[str]:
+        return {phase.id for phase in process.phases} | {step.id for phase in process.phases for step in phase.steps}
+
+    known_old = set().union(*(ids(source) for source in sources)) if sources else set()
+    known_new = ids(target)
+    for old, new in mapping.items():
+        if sources and old not in known_old:
+            raise BadRequest(
+                Text(
+                    f"'{old}' i --map {old}={new} er hverken en fase eller et trin i sagernes nuværende versioner.",
+                    f"'{old}' in --map {old}={new} is neither a phase nor a step of the cases' current versions.",
+                ),
+                field="map",
+            )
+        if new not in known_new:
+            raise BadRequest(
+                Text(
+                    f"'{new}' i --map {old}={new} er hverken en fase eller et trin i målversionen.",
+                    f"'{new}' in --map {old}={new} is neither a phase nor a step of the target version.",
+                ),
+                field="map",
+            )
 
 
 def _plan_move(
@@ -166,12 +204,20 @@ def _plan_move(
     new_phase = mapping.get(case.phase, case.phase)
     move = CaseMove(case.id, case.journal_number, from_version, (case.phase, new_phase))
     if new_phase not in phases:
-        move.problems.append(
-            Text(
-                f"fasen '{case.phase}' findes ikke i målversionen; angiv --map {case.phase}=NY_FASE",
-                f"the phase '{case.phase}' does not exist in the target version; give --map {case.phase}=NEW_PHASE",
+        if case.phase in mapping:
+            move.problems.append(
+                Text(
+                    f"sagen er i fasen '{case.phase}', og '{new_phase}' er ikke en fase i målversionen",
+                    f"the case is in the phase '{case.phase}', and '{new_phase}' is not a phase of the target version",
+                )
             )
-        )
+        else:
+            move.problems.append(
+                Text(
+                    f"fasen '{case.phase}' findes ikke i målversionen; angiv --map {case.phase}=NY_FASE",
+                    f"the phase '{case.phase}' does not exist in the target version; give --map {case.phase}=NEW_PHASE",
+                )
+            )
         return move
 
     current = [row for row in rows if row.phase == case.phase]
@@ -182,7 +228,16 @@ def _plan_move(
         if row.status != "active":
             continue
         new_step = mapping.get(row.step_id, row.step_id)
-        if new_step not in target_steps:
+        if new_step not in target_steps and row.step_id in mapping:
+            move.problems.append(
+                Text(
+                    f"det aktive trin '{row.step_id}' er oversat til '{new_step}', som ikke er et trin i fasen "
+                    f"'{new_phase}' i målversionen",
+                    f"the active step '{row.step_id}' is mapped to '{new_step}', which is not a step of the phase "
+                    f"'{new_phase}' in the target version",
+                )
+            )
+        elif new_step not in target_steps:
             move.problems.append(
                 Text(
                     f"det aktive trin '{row.step_id}' findes ikke i fasen '{new_phase}' i målversionen; "
@@ -235,6 +290,12 @@ def migrate_cases(
         ):
             steps_by_case[row.case_id].append(row)
 
+    source_ids = {case.process_version_id for case in cases}
+    sources = [
+        ResolvedProcess.model_validate(row.definition)
+        for row in session.scalars(select(ProcessVersion).where(ProcessVersion.id.in_(source_ids)))
+    ]
+    check_mapping(mapping, sources, target)
     moves = [
         _plan_move(case, steps_by_case[case.id], versions[case.process_version_id], target, mapping) for case in cases
     ]

@@ -47,7 +47,19 @@ def test_multipolygon_is_accepted() -> None:
     [
         ({"type": "Point", "coordinates": [9.5, 56.1]}, "Polygon eller MultiPolygon"),
         ({"type": "Polygon", "coordinates": [[[9.5, 56.17], [200, 56.17], [9.52, 56.18], [9.5, 56.17]]]}, "WGS84"),
-        ({"type": "Polygon", "coordinates": [[[9.5, 56.17], [9.52, 56.17], [9.5, 56.17]]]}, "ugyldig"),
+        ({"type": "Polygon", "coordinates": [[[9.5, 56.17], [9.52, 56.17], [9.5, 56.17]]]}, "ikke lukket"),
+        (
+            {"type": "Polygon", "coordinates": [[[9.5, 56.17], [9.52, 56.17], [9.52, 56.18], [9.5, 56.18]]]},
+            "ikke lukket",
+        ),
+        (
+            {"type": "Polygon", "coordinates": [[[56.17, 9.5], [56.17, 9.52], [56.18, 9.52], [56.17, 9.5]]]},
+            "uden for Danmark",
+        ),
+        (
+            {"type": "Polygon", "coordinates": [[[179.9, 10], [-179.9, 10], [-179.9, 11], [179.9, 10]]]},
+            "uden for Danmark",
+        ),
         ({"type": "Polygon", "coordinates": "nope"}, "GeoJSON"),
         ({"type": "Polygon", "coordinates": [[[9.5, 56.17], ["a", 56.17], [9.52, 56.18], [9.5, 56.17]]]}, "WGS84"),
         ("Polygon", "Polygon eller MultiPolygon"),

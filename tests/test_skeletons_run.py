@@ -312,7 +312,10 @@ def test_simple_case(engine: Sagsflow) -> None:
     )
 
     assert case["status"] == "closed"
-    assert "genbrugspladsen" in engine.list_letters(CASEWORKER, case["id"])[-1]["text"]
+    letters = engine.list_letters(CASEWORKER, case["id"])
+    assert "genbrugspladsen" in letters[-1]["text"]
+    # No address was given: the name stands alone, with no empty address lines after it.
+    assert "Ida Jensen\n\nOdense C, 4. december 2026\n" in letters[0]["text"]
 
 
 def test_inspection_letters_go_to_inspected_party(engine: Sagsflow, post: MemoryDigitalPost) -> None:

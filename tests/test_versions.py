@@ -10,10 +10,10 @@ from sqlalchemy import select
 
 from engine.definitions.loader import LoadedDefinitions, load_definitions
 from engine.definitions.model import ResolvedProcess
-from engine.errors import Conflict
+from engine.errors import BadRequest, Conflict
 from engine.service import Sagsflow
 from engine.storage.tables import CaseEvent
-from engine.versions import diff_definitions, load_version, migrate_cases
+from engine.versions import diff_definitions, load_version, migrate_cases, parse_mapping
 from tests.conftest import Clock
 from tests.helpers import APPLICANT, CASEWORKER, REPOSITORY, example
 
@@ -139,3 +139,44 @@ def test_unchanged_redeploy_keeps_version(service: Sagsflow, definitions: Loaded
     results = service.deploy(definitions, "test")
 
     assert [(result.version, result.created) for result in results] == [(1, False)]
+
+
+@pytest.mark.parametrize(
+    ("pairs", "message"),
+    [
+        (["a=b", "a=c"], "'a' is mapped twice"),
+        (["a=b=c"], "is not a mapping"),
+        (["=b"], "is not a mapping"),
+    ],
+)
+def test_bad_mapping_text_is_refused(pairs: list[str], message: str) -> None:
+    with pytest.raises(BadRequest, match=message):
+        parse_mapping(pairs)
+
+
+def test_mapping_with_unknown_ids_is_refused(service: Sagsflow, definitions_copy: Path, clock: Clock) -> None:
+    submit(service)
+    service.deploy(changed_definitions(definitions_copy), "test")
+
+    with pytest.raises(BadRequest, match="'typo' in --map typo=completeness_review"), service.database.write() as s:
+        migrate_cases(s, "cites-import", 2, {"typo": "completeness_review"}, clock(), "admin", dry_run=True)
+    with (
+        pytest.raises(BadRequest, match="'nowhere' in --map completeness_check=nowhere"),
+        service.database.write() as s,
+    ):
+        migrate_cases(s, "cites-import", 2, {"completeness_check": "nowhere"}, clock(), "admin", dry_run=True)
+
+
+def test_mapping_to_step_of_another_phase_names_it(service: Sagsflow, definitions_copy: Path, clock: Clock) -> None:
+    submit(service)
+    service.deploy(changed_definitions(definitions_copy), "test")
+
+    with service.database.write() as session:
+        report = migrate_cases(
+            session, "cites-import", 2, {"completeness_check": "draft_decision"}, clock(), "admin", dry_run=True
+        )
+
+    assert (
+        "is mapped to 'draft_decision', which is not a step of the phase 'screening'"
+        in report.refused[0].problems[0].en
+    )

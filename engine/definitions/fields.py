@@ -20,7 +20,7 @@ import shapely.geometry
 import shapely.validation
 from stdnum.dk import cvr as stdnum_cvr
 
-from engine.i18n import Text
+from engine.i18n import Language, Text
 
 if TYPE_CHECKING:
     from engine.adapters.species import SpeciesRegister
@@ -74,11 +74,17 @@ class FieldType:
     def example(self, field: FieldDef) -> Any:
         return field.example
 
-    def json_schema(self, field: FieldDef) -> dict[str, Any]:
+    def json_schema(self, field: FieldDef, language: Language = "da") -> dict[str, Any]:
+        """Describe the accepted values as JSON Schema, for forms and API clients."""
         schema = dict(self.json_type)
-        schema["title"] = field.label.da
+        schema["title"] = field.label.get(language)
         if field.help is not None:
-            schema["description"] = field.help.da
+            schema["description"] = field.help.get(language)
+        numeric = schema.get("type") in ("integer", "number") or "number" in (schema.get("type") or [])
+        if numeric and field.min is not None:
+            schema["minimum"] = float(field.min) if field.min % 1 else int(field.min)
+        if numeric and field.max is not None:
+            schema["maximum"] = float(field.max) if field.max % 1 else int(field.max)
         return schema
 
 
@@ -171,8 +177,8 @@ class TextType(FieldType):
             )
         return value
 
-    def json_schema(self, field: FieldDef) -> dict[str, Any]:
-        schema = super().json_schema(field)
+    def json_schema(self, field: FieldDef, language: Language = "da") -> dict[str, Any]:
+        schema = super().json_schema(field, language)
         if field.max_length is not None:
             schema["maxLength"] = field.max_length
         if field.min_length is not None:
@@ -356,8 +362,8 @@ class EnumType(FieldType):
             )
         return raw
 
-    def json_schema(self, field: FieldDef) -> dict[str, Any]:
-        schema = super().json_schema(field)
+    def json_schema(self, field: FieldDef, language: Language = "da") -> dict[str, Any]:
+        schema = super().json_schema(field, language)
         schema["enum"] = [option.value for option in field.options or []]
         return schema
 
@@ -518,6 +524,12 @@ class SpeciesType(FieldType):
 
 MAX_GEOMETRY_POSITIONS = 20_000
 
+# A box around Denmark (Jutland, the islands, Bornholm and the territorial sea) in WGS84.
+# Areas are measured in UTM zone 32N, which is only meaningful here; the box also catches
+# latitude and longitude given in the wrong order.
+DENMARK_WEST, DENMARK_EAST = 7.0, 15.7
+DENMARK_SOUTH, DENMARK_NORTH = 54.4, 58.0
+
 
 def _positions(coordinates: Any, depth: int) -> list[Any]:
     """Flatten GeoJSON coordinates of the given nesting depth into a list of positions."""
@@ -567,6 +579,31 @@ class GeometryType(FieldType):
                     f"{_describe(position)} er ikke et punkt (længdegrad, breddegrad) i WGS84.",
                     f"{_describe(position)} is not a point (longitude, latitude) in WGS84.",
                 )
+        rings = (
+            geometry["coordinates"]
+            if geometry["type"] == "Polygon"
+            else [ring for polygon in geometry["coordinates"] for ring in polygon]
+        )
+        for ring in rings:
+            if not isinstance(ring, list) or len(ring) < 4 or ring[0] != ring[-1]:
+                raise _invalid(
+                    "En ring i fladen er ikke lukket: den skal have mindst fire punkter, og det sidste skal være "
+                    "lig det første.",
+                    "A ring of the area is not closed: it needs at least four points, and the last must equal "
+                    "the first.",
+                )
+        outside = [
+            position
+            for position in positions
+            if not (DENMARK_WEST <= position[0] <= DENMARK_EAST and DENMARK_SOUTH <= position[1] <= DENMARK_NORTH)
+        ]
+        if outside:
+            raise _invalid(
+                f"Punktet {_describe(outside[0])} ligger uden for Danmark.",
+                f"The point {_describe(outside[0])} lies outside Denmark.",
+                "Angiv længdegrad før breddegrad, fx [9.50, 56.17], i WGS84.",
+                "Give longitude before latitude, e.g. [9.50, 56.17], in WGS84.",
+            )
         try:
             shape = shapely.geometry.shape(geometry)
         except (ValueError, TypeError, AttributeError, shapely.errors.ShapelyError) as error:
@@ -617,6 +654,13 @@ class PartiesType(FieldType):
 
     def check_definition(self, field: FieldDef) -> list[str]:
         return _bounds(field)
+
+    def json_schema(self, field: FieldDef, language: Language = "da") -> dict[str, Any]:
+        schema = super().json_schema(field, language)
+        schema["minItems"] = int(field.min) if field.min is not None else 1
+        if field.max is not None:
+            schema["maxItems"] = int(field.max)
+        return schema
 
     def parse(self, raw: Any, field: FieldDef, lookups: Lookups) -> Any:
         if not isinstance(raw, list) or not raw:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from engine.definitions.model import Deadline, ResolvedPhase, ResolvedProcess, ResolvedStep
+from engine.definitions.templates import format_amount
 from engine.i18n import Language
 
 _ORIGIN = {"skeleton": "S", "process": "P", "changed": "S→P"}
@@ -22,17 +23,23 @@ def describe_deadline(deadline: Deadline, language: Language) -> str:
     return f"{deadline.value} {unit}{rule}"
 
 
+_KINDS = {
+    "da": {"task": "opgave", "action": "handling", "letter": "brev", "approval": "godkendelse"},
+    "en": {"task": "task", "action": "action", "letter": "letter", "approval": "approval"},
+}
+
+
 def _step_line(step: ResolvedStep, language: Language) -> list[str]:
-    kind: str = step.kind
+    kind = _KINDS[language][step.kind]
     if step.kind == "action":
-        kind = f"action {step.action}"
+        kind = f"{kind} {step.action}"
     elif step.kind == "letter":
-        kind = f"letter {step.letter}"
+        kind = f"{kind} {step.letter}"
     elif step.kind == "approval":
-        kind = f"approval {step.eyes}-eyes of {step.approves}"
+        kind = f"{kind}, {step.eyes} {_say(language, 'øjne', 'eyes')}, {_say(language, 'af', 'of')} {step.approves}"
     flags = []
     if step.role:
-        flags.append(f"role {step.role}")
+        flags.append(f"{_say(language, 'rolle', 'role')} {step.role}")
     if not step.required:
         flags.append(_say(language, "valgfri", "optional"))
     if step.locked:
@@ -81,7 +88,7 @@ def show_process(process: ResolvedProcess, language: Language) -> str:
         deadline = describe_deadline(process.processing_deadline, language)
         lines.append(f"  {_say(language, 'sagsbehandlingsfrist', 'processing deadline')}: {deadline}")
     if process.fee:
-        lines.append(f"  {_say(language, 'gebyr', 'fee')}: {process.fee.amount} DKK")
+        lines.append(f"  {_say(language, 'gebyr', 'fee')}: {format_amount(process.fee.amount, language)}")
     heading = _say(
         language,
         "Felter ([S] skelet, [P] proces, [S→P] ændret af proces; * påkrævet):",

@@ -27,7 +27,7 @@ from engine.calendar import local_date
 from engine.definitions.compile import CompiledProcess, CompiledStep
 from engine.definitions.fields import FieldValueError, check_text
 from engine.definitions.templates import TemplateProblem
-from engine.errors import BadRequest, Conflict, FieldErrors, Forbidden, NotFound, ProcessFault
+from engine.errors import BadRequest, Conflict, FieldErrors, Forbidden, NotFound, ProcessFault, SagsflowError
 from engine.i18n import Language, Text
 from engine.runtime.audit import append_event
 from engine.runtime.input import enforce_checks, parse_values
@@ -198,7 +198,21 @@ class CaseCommand:
             outcome = "sent"
         else:
             action = ACTIONS[definition.action or ""]
-            outcome = action.run(self, action.params.model_validate(definition.params))
+            try:
+                outcome = action.run(self, action.params.model_validate(definition.params))
+            except SagsflowError:
+                raise
+            except Exception as error:
+                # A bug or an outside register failing: roll the command back with a message, not a 500 page.
+                logger.exception("Action %s of case %s failed", definition.action, self.case.journal_number)
+                raise ProcessFault(
+                    Text(
+                        f"Den automatiske handling '{definition.label.da}' mislykkedes ({type(error).__name__}); "
+                        "intet er ændret. Prøv igen, og kontakt en administrator, hvis fejlen bliver ved.",
+                        f"The automatic action '{definition.label.en}' failed ({type(error).__name__}); nothing "
+                        "was changed. Try again, and contact an administrator if it keeps failing.",
+                    )
+                ) from error
         self._finish_step(row, "done", outcome, "system")
 
     def settle(self) -> None:

@@ -23,7 +23,7 @@ def field_view(process: CompiledProcess, name: str, language: Language, required
         "type": field.type,
         "label": field.label.get(language),
         "required": required,
-        "schema": process.field_types[name].json_schema(field),
+        "schema": process.field_types[name].json_schema(field, language),
     }
     if field.help is not None:
         view["help"] = field.help.get(language)
