@@ -33,7 +33,7 @@ from engine.definitions.model import Identifier, Label
 
 
 class ActionContext(Protocol):
-    """What an action may see and change while it runs inside a case command."""
+    """The part of a running case command that an action may read and change."""
 
     @property
     def species(self) -> SpeciesRegister: ...

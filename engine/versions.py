@@ -23,6 +23,7 @@ from engine.definitions.model import ResolvedProcess
 from engine.errors import BadRequest, Conflict, NotFound
 from engine.i18n import Text
 from engine.runtime.audit import append_event
+from engine.runtime.letters import deadline_end
 from engine.storage.tables import Case, CaseStatus, CaseStep, ProcessVersion
 
 logger = logging.getLogger(__name__)
@@ -347,6 +348,7 @@ def _apply_move(
         row.round = round_number
         if row.step_id in move.renamed_steps:
             row.step_id = move.renamed_steps[row.step_id]
+
     positions = {step.id: index for index, step in enumerate(target_phases[new_phase].steps)}
     for step_id in move.added_steps:
         step = next(step for step in target_phases[new_phase].steps if step.id == step_id)
@@ -362,8 +364,10 @@ def _apply_move(
                 required=step.required,
                 data={},
                 started_at=now,
+                due_at=deadline_end(step.deadline, now) if step.deadline else None,
             )
         )
+
     changes = {
         "process_version": [move.from_version, target_row.version],
         "phases": [[old_phase, new_phase]] if old_phase != new_phase else [],
