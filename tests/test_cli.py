@@ -184,7 +184,7 @@ def test_show_marks_origins(environment: dict[str, str]) -> None:
     assert "cites-import: CITES-importtilladelse" in output
     assert "  [S] applicant_name*: text, application, Ansøgers navn" in output
     assert "  [S→P] applicant_cvr*: cvr, application, CVR-nummer" in output
-    assert "      [P] species_lookup: Slå arten op i Species+  (action species_plus_lookup; -)" in output
+    assert "      [P] species_lookup: Slå arten op i Species+  (handling species_plus_lookup; -)" in output
     assert "            kun når: eu_annex == 'A'" in output
     assert "      → fact_finding  når application_complete" in output
 

@@ -85,7 +85,7 @@ def find_nodes(node: nodes.Node, node_type: type[N]) -> Iterator[N]:
     yield from node.find_all(node_type)
 
 
-def _named_lookups(node: nodes.Node) -> Iterator[tuple[nodes.Expr, str, int]]:
+def named_lookups(node: nodes.Node) -> Iterator[tuple[nodes.Expr, str, int]]:
     """Yield (looked-up object, name, line) for `x.name` and `x['name']` anywhere in `node`."""
     for attribute in find_nodes(node, nodes.Getattr):
         yield attribute.node, attribute.attr, attribute.lineno
@@ -100,15 +100,26 @@ def private_accesses(node: nodes.Node) -> list[tuple[str, int]]:
     Such names reach into Python internals (`x.__class__`, `x['__dict__']`). The sandbox
     rejects them only when a guard or template runs, so validation rejects them earlier.
     """
-    found = [(name, line) for _, name, line in _named_lookups(node) if name.startswith("_")]
+    found = [(name, line) for _, name, line in named_lookups(node) if name.startswith("_")]
     return sorted(found, key=lambda access: access[1])
+
+
+def outcome_step(node: nodes.Node) -> str | None:
+    """Return the step id when `node` is `outcome.x` or `outcome['x']`, else None."""
+    if isinstance(node, nodes.Getattr):
+        target, name = node.node, node.attr
+    elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+        target, name = node.node, node.arg.value
+    else:
+        return None
+    return name if isinstance(target, nodes.Name) and target.name == "outcome" else None
 
 
 def outcome_steps(expression: nodes.Node) -> frozenset[str]:
     """Return the step ids that an expression reads from `outcome`, as `outcome.x` or `outcome['x']`."""
     return frozenset(
         name
-        for target, name, _ in _named_lookups(expression)
+        for target, name, _ in named_lookups(expression)
         if isinstance(target, nodes.Name) and target.name == "outcome"
     )
 

@@ -17,10 +17,10 @@ starts; a phase with `final: true` ends it. The checks report:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from engine.definitions.model import AUTOMATIC_KINDS, ResolvedPhase, ResolvedProcess
 from engine.definitions.problems import Location
+from engine.definitions.resolve import phase_key, transition_key
 
 Report = Callable[..., None]
 Locate = Callable[..., Location]
@@ -103,14 +103,18 @@ def check_graph(process: ResolvedProcess, report: Report, locate: Locate) -> Non
     if not process.phases:
         return
     phases = {phase.id: phase for phase in process.phases}
+    # A repeated phase id (SF301) is reported at its first occurrence.
+    position: dict[str, int] = {}
+    for index, phase in enumerate(process.phases):
+        position.setdefault(phase.id, index)
     edges = {phase.id: [t.to for t in phase.next if t.to in phases] for phase in process.phases}
     first = process.phases[0].id
     finals = {phase.id for phase in process.phases if phase.final}
 
     reachable = _reachable(first, edges)
-    for phase in process.phases:
+    for index, phase in enumerate(process.phases):
         if phase.id not in reachable:
-            report("SF323", locate(("phase", phase.id), "id"), name=phase.id, first=first)
+            report("SF323", locate(phase_key(index), "id"), name=phase.id, first=first)
 
     reverse: dict[str, list[str]] = {phase_id: [] for phase_id in phases}
     for source, targets in edges.items():
@@ -121,21 +125,21 @@ def check_graph(process: ResolvedProcess, report: Report, locate: Locate) -> Non
         leads_to_end |= _reachable(final, reverse)
     stuck = [phase.id for phase in process.phases if phase.id in reachable and phase.id not in leads_to_end]
     for phase_id in _root_causes(stuck, edges):
-        report("SF324", locate(("phase", phase_id), "id"), name=phase_id)
+        report("SF324", locate(phase_key(position[phase_id]), "id"), name=phase_id)
 
-    for phase in process.phases:
-        _check_transition_order(phase, report, locate)
+    for index, phase in enumerate(process.phases):
+        _check_transition_order(index, phase, report, locate)
 
     cycle = _automatic_cycle(process, phases)
     if cycle:
-        report("SF327", locate(("phase", cycle[0]), "next", use_key=True), cycle=" → ".join(cycle))
+        report("SF327", locate(phase_key(position[cycle[0]]), "next", use_key=True), cycle=" → ".join(cycle))
 
 
-def _check_transition_order(phase: ResolvedPhase, report: Report, locate: Locate) -> None:
+def _check_transition_order(phase_index: int, phase: ResolvedPhase, report: Report, locate: Locate) -> None:
     unconditional_seen = False
     conditions: dict[str, int] = {}
     for index, transition in enumerate(phase.next):
-        key: Any = ("transition", phase.id, str(index))
+        key = transition_key(phase_index, index)
         if unconditional_seen:
             report("SF325", locate(key, "to"), name=phase.id, target=transition.to)
             continue
@@ -147,4 +151,4 @@ def _check_transition_order(phase: ResolvedPhase, report: Report, locate: Locate
             report("SF328", locate(key, "when"), name=phase.id, expression=transition.when)
         conditions.setdefault(normalised, index)
     if phase.next and not phase.final and not unconditional_seen:
-        report("SF326", locate(("phase", phase.id), "next", use_key=True), name=phase.id)
+        report("SF326", locate(phase_key(phase_index), "next", use_key=True), name=phase.id)

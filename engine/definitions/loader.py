@@ -7,13 +7,13 @@ file, and compiles only the processes that have none.
 
 from __future__ import annotations
 
-import difflib
 import logging
 import types
 import typing
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from engine.definitions.compile import CompiledProcess, content_hash
 from engine.definitions.model import PROCESS_ID_PATTERN, ProcessDef, SkeletonDef
-from engine.definitions.problems import Location, Problem, make_problem, pydantic_detail
+from engine.definitions.problems import Location, Problem, known_names, make_problem, pydantic_detail
 from engine.definitions.resolve import LoadedProcess, LoadedSkeleton, Resolution, resolve
 from engine.definitions.source import Loc, SourceFile, load_source
 from engine.definitions.validate import validate_resolved
@@ -77,7 +77,8 @@ def _unwrap(annotation: Any) -> list[Any]:
     return [annotation]
 
 
-def _model_at(model: type[BaseModel], loc: Sequence[str | int]) -> type[BaseModel] | None:
+def _types_at(model: type[BaseModel], loc: Sequence[str | int]) -> list[Any]:
+    """Return the concrete types that the vocabulary allows at path `loc` of a `model` document."""
     current: list[Any] = [model]
     for part in loc:
         following: list[Any] = []
@@ -92,11 +93,63 @@ def _model_at(model: type[BaseModel], loc: Sequence[str | int]) -> type[BaseMode
                 elif origin is dict and isinstance(part, str):
                     following.append(get_args(concrete)[1])
         current = following
-    for candidate in current:
-        for concrete in _unwrap(candidate):
-            if isinstance(concrete, type) and issubclass(concrete, BaseModel):
-                return concrete
+    return [concrete for candidate in current for concrete in _unwrap(candidate)]
+
+
+def _model_at(model: type[BaseModel], loc: Sequence[str | int]) -> type[BaseModel] | None:
+    for concrete in _types_at(model, loc):
+        if isinstance(concrete, type) and issubclass(concrete, BaseModel):
+            return concrete
     return None
+
+
+def _takes_number(model: type[BaseModel], loc: Sequence[str | int]) -> bool | None:
+    """Return True when the key at `loc` takes a number, False when it takes text, None when unclear."""
+    kinds: set[str] = set()
+    for concrete in _types_at(model, loc):
+        if get_origin(concrete) in (list, dict) or (isinstance(concrete, type) and issubclass(concrete, BaseModel)):
+            continue  # a number is a scalar, so only the scalar types count
+        values = get_args(concrete) if get_origin(concrete) is typing.Literal else (concrete,)
+        for value in values:
+            if value in (int, float, Decimal) or (isinstance(value, int) and not isinstance(value, bool)):
+                kinds.add("number")
+            elif value is str or isinstance(value, str):
+                kinds.add("text")
+            else:
+                kinds.add("other")
+    if kinds == {"number"}:
+        return True
+    if kinds == {"text"}:
+        return False
+    return None
+
+
+def _leading_zero_problems(problems: list[Problem], source: SourceFile, model: type[BaseModel]) -> list[Problem]:
+    """Give each SF107 the fix for its key: drop the zeros where a number is meant, quote where text is."""
+    result: list[Problem] = []
+    for problem in problems:
+        written = source.leading_zeros.get(problem.location) if problem.code == "SF107" else None
+        takes_number: bool | None = None
+        if written is not None and written[0] is not None:
+            takes_number = _takes_number(model, written[0])
+        if written is None or takes_number is None:
+            # A mapping key, or a key that takes both numbers and text: the catalog's hint names both fixes.
+            result.append(problem)
+            continue
+        value = written[1]
+        if takes_number:
+            number = str(int(value.replace("_", ""), 10))
+            hint = Text(
+                f"Nøglen tager et tal; skriv det uden foranstillede nuller: {number}.",
+                f"The key takes a number; write it without leading zeros: {number}.",
+            )
+        else:
+            hint = Text(
+                f"Nøglen tager tekst; sæt anførselstegn om værdien: '{value}'.",
+                f"The key takes text; put quotes around the value: '{value}'.",
+            )
+        result.append(make_problem("SF107", problem.location, value=value, hint=hint))
+    return result
 
 
 def _data_path(data: Any, loc: Sequence[Any]) -> Loc:
@@ -150,12 +203,8 @@ def _item_problem(item: Any, source: SourceFile, model: type[BaseModel], loc: Lo
 
     if kind == "extra_forbidden":
         parent = _model_at(model, loc[:-1])
-        allowed = sorted(parent.model_fields) if parent else []
-        close = difflib.get_close_matches(key, allowed, n=1)
-        listed: Text | str = ", ".join(allowed)
-        if close:
-            listed = Text(f"{listed} (mente du '{close[0]}'?)", f"{listed} (did you mean '{close[0]}'?)")
-        return make_problem("SF200", source.location(loc, key=True), key=key, allowed=listed)
+        allowed = known_names(parent.model_fields if parent else [], key)
+        return make_problem("SF200", source.location(loc, key=True), key=key, allowed=allowed)
     if kind == "missing":
         return make_problem("SF201", source.location(loc[:-1]), key=key)
     if kind == "string_pattern_mismatch" and isinstance(value, str):
@@ -233,11 +282,12 @@ def _parse(path: Path, root: Path, result: LoadedDefinitions, expected: str) -> 
         detail = Text(
             "filen findes ikke eller er ikke en almindelig fil", "the file does not exist or is not a regular file"
         )
-        result.problems.append(make_problem("SF100", Location(display), detail=detail))
+        hint = Text("Tjek stien til filen.", "Check the path to the file.")
+        result.problems.append(make_problem("SF100", Location(display), detail=detail, hint=hint))
         return _Parsed(None, None)
     source, problems = load_source(path, display)
-    result.problems.extend(problems)
     if source is None or not isinstance(source.data, dict):
+        result.problems.extend(problems)
         return _Parsed(None, source)
 
     data = source.data
@@ -248,6 +298,7 @@ def _parse(path: Path, root: Path, result: LoadedDefinitions, expected: str) -> 
         kind = "process"
     # Checked before the model, so that a process under skeletons/ is not reported as a skeleton without phases.
     if kind != expected:
+        result.problems.extend(problems)
         expected_text = Text("en skeletdefinition", "a skeleton definition")
         if expected == "process":
             expected_text = Text("en procesdefinition", "a process definition")
@@ -255,6 +306,8 @@ def _parse(path: Path, root: Path, result: LoadedDefinitions, expected: str) -> 
         return _Parsed(None, source)
 
     model: type[BaseModel] = SkeletonDef if kind == "skeleton" else ProcessDef
+    problems = _leading_zero_problems(problems, source, model)
+    result.problems.extend(problems)
     try:
         definition = model.model_validate(data)
     except ValidationError as error:
@@ -276,16 +329,24 @@ def load_definitions(root: Path, paths: Sequence[Path] | None = None) -> LoadedD
     result = LoadedDefinitions(root=root)
 
     skeleton_files = _yaml_files([root / SKELETONS_DIR])
-    requested = _yaml_files(paths) if paths else _yaml_files([root / PROCESSES_DIR])
+    if paths:
+        requested = _yaml_files(paths)
+    else:
+        # A root with skeletons but no processes yet is valid; it just deploys nothing.
+        requested = _yaml_files([root / PROCESSES_DIR]) if (root / PROCESSES_DIR).is_dir() else []
     skeleton_paths = {path.resolve() for path in skeleton_files}
     process_files = [path for path in requested if path.resolve() not in skeleton_paths]
 
+    # Where each skeleton id is declared, including skeletons that failed to read or model.
     skeleton_origin: dict[str, Location] = {}
     for path in skeleton_files:
         parsed = _parse(path, root, result, "skeleton")
         if parsed.definition is None or parsed.source is None:
             # Its own problems are reported, so processes extending it get no SF300 (unknown skeleton).
-            result.broken_skeletons.add(_skeleton_id(path, parsed.source))
+            skeleton_id = _skeleton_id(path, parsed.source)
+            result.broken_skeletons.add(skeleton_id)
+            where = parsed.source.location(("skeleton",)) if parsed.source else Location(_display(path, root))
+            skeleton_origin.setdefault(skeleton_id, where)
             continue
         definition, source = parsed.definition, parsed.source
         location = source.location(("skeleton",))
@@ -321,7 +382,7 @@ def load_definitions(root: Path, paths: Sequence[Path] | None = None) -> LoadedD
     requested_files = {path.resolve() for path in process_files}
     all_files = _yaml_files([root / PROCESSES_DIR]) if (root / PROCESSES_DIR).is_dir() else []
     by_path = {path.resolve(): path for path in [*all_files, *process_files] if path.resolve() not in skeleton_paths}
-    index = _ProcessIndex()
+    index = _ProcessIndex(skeleton_origin)
     for resolved_path, path in sorted(by_path.items()):
         scratch = LoadedDefinitions(root=root)
         parsed = _parse(path, root, scratch, "process")
@@ -343,9 +404,15 @@ def load_definitions(root: Path, paths: Sequence[Path] | None = None) -> LoadedD
 
 
 class _ProcessIndex:
-    """Every parsed process file, by path and by process id, with the problems of each file."""
+    """Every parsed process file, by path and by process id, with the problems of each file.
 
-    def __init__(self) -> None:
+    Process ids and skeleton ids share one namespace, because `extends` names either. A
+    process whose id is a skeleton's is reported and left out, so `extends` still finds the
+    skeleton.
+    """
+
+    def __init__(self, skeleton_origin: dict[str, Location]) -> None:
+        self.skeleton_origin = skeleton_origin
         self.by_path: dict[Path, LoadedProcess] = {}
         self.by_id: dict[str, LoadedProcess] = {}
         self.file_results: dict[Path, LoadedDefinitions] = {}
@@ -356,6 +423,21 @@ class _ProcessIndex:
         if parsed.definition is None or parsed.source is None:
             return
         definition, source = parsed.definition, parsed.source
+        skeleton = self.skeleton_origin.get(definition.process)
+        if skeleton is not None:
+            self.duplicates[path] = make_problem(
+                "SF301",
+                source.location(("process",)),
+                kind=Text("Proces", "Process"),
+                name=definition.process,
+                first=Text(f"skelettet {skeleton}", f"the skeleton {skeleton}"),
+                hint=Text(
+                    "Processer og skeletter deler id'er, fordi 'extends' kan nævne begge; giv processen et andet id.",
+                    "Processes and skeletons share ids, because 'extends' can name either; give the process "
+                    "another id.",
+                ),
+            )
+            return
         process = LoadedProcess(definition, source)
         first = self.by_id.get(definition.process)
         if first is not None:

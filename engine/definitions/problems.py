@@ -6,7 +6,8 @@ Each problem has a stable code, listed in `CATALOG` and documented in
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import difflib
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -137,8 +138,10 @@ CATALOG: dict[str, Entry] = {
             "The number {value} has a leading zero, which YAML drops.",
         ),
         _t(
-            "Sæt anførselstegn om koder og postnumre: '{value}'.",
-            "Put quotes around codes and postcodes: '{value}'.",
+            "Skriv tallet uden foranstillede nuller, hvis det er et tal; sæt anførselstegn om koder og postnumre: "
+            "'{value}'.",
+            "Write the number without leading zeros if it is a number; put quotes around codes and postcodes: "
+            "'{value}'.",
         ),
     ),
     "SF108": Entry(
@@ -296,7 +299,10 @@ CATALOG: dict[str, Entry] = {
     "SF310": Entry(
         "unknown-letter",
         _t("Brevet '{name}' findes ikke.", "The letter '{name}' does not exist."),
-        _t("Kendte breve: {known}.", "Known letters: {known}."),
+        _t(
+            "Kendte breve: {known}. Et nyt brev erklæres under 'letters' med både 'label' og 'template'.",
+            "Known letters: {known}. A new letter is declared under 'letters' with both 'label' and 'template'.",
+        ),
     ),
     "SF311": Entry(
         "invalid-template",
@@ -498,10 +504,22 @@ CATALOG: dict[str, Entry] = {
     "SF332": Entry(
         "impossible-comparison",
         _t(
-            "I betingelsen '{expression}' kan feltet '{name}' aldrig være lig med {value}: {detail}.",
-            "In the condition '{expression}', the field '{name}' can never equal {value}: {detail}.",
+            "I betingelsen '{expression}' kan {subject} aldrig være lig med {value}: {detail}.",
+            "In the condition '{expression}', {subject} can never equal {value}: {detail}.",
         ),
         _t("{fix}", "{fix}"),
+        "warning",
+    ),
+    "SF333": Entry(
+        "letter-never-sent",
+        _t(
+            "Brevet '{name}' er erklæret, men intet trin sender det.",
+            "The letter '{name}' is declared, but no step sends it.",
+        ),
+        _t(
+            "Tilføj et trin med 'kind: letter' og 'letter: {name}', eller fjern brevet.",
+            "Add a step with 'kind: letter' and 'letter: {name}', or remove the letter.",
+        ),
         "warning",
     ),
 }
@@ -518,17 +536,48 @@ def _fill(template: Text, params: dict[str, Any]) -> Text:
     )
 
 
-def make_problem(code: str, location: Location, **params: Any) -> Problem:
-    """Build the catalog's problem `code`; a `Text` parameter fills each language with its own words."""
+def make_problem(code: str, location: Location, *, hint: Text | None = None, **params: Any) -> Problem:
+    """Build the catalog's problem `code`; a `Text` parameter fills each language with its own words.
+
+    `hint` replaces the catalog's hint where the caller knows a more precise fix.
+    """
     entry = CATALOG[code]
+    if hint is None and entry.hint is not None:
+        hint = _fill(entry.hint, params)
     return Problem(
         code=code,
         name=entry.name,
         location=location,
         text=_fill(entry.message, params),
-        hint=_fill(entry.hint, params) if entry.hint else None,
+        hint=hint,
         severity=entry.severity,
     )
+
+
+def closest_name(wrong: str, names: Iterable[str]) -> str | None:
+    """Return the name in `names` closest to `wrong`, ignoring case, or None when none is close."""
+    by_lower: dict[str, str] = {}
+    for name in names:
+        by_lower.setdefault(name.lower(), name)
+    close = difflib.get_close_matches(wrong.lower(), list(by_lower), n=1)
+    return by_lower[close[0]] if close else None
+
+
+def known_names(names: Iterable[str], wrong: str | None = None, *, sort: bool = True) -> Text:
+    """List `names` for a hint, followed by a did-you-mean for `wrong` when one of them is close to it."""
+    ordered = sorted(names) if sort else list(names)
+    close = closest_name(wrong, ordered) if wrong is not None else None
+    return listed_names(ordered, None if close == wrong else close)
+
+
+def listed_names(names: Sequence[str], suggestion: str | None = None) -> Text:
+    """List `names` for a hint, followed by "did you mean" and `suggestion` when one is given."""
+    listed = ", ".join(names)
+    if not listed:
+        return Text("(ingen)", "(none)")
+    if suggestion is None:
+        return Text(listed, listed)
+    return Text(f"{listed} (mente du '{suggestion}'?)", f"{listed} (did you mean '{suggestion}'?)")
 
 
 # pydantic's error messages are English only; these are the error types the definition models raise.

@@ -17,6 +17,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from engine.definitions.model import (
     Check,
+    Deadline,
     Fee,
     LegalBasis,
     LetterDef,
@@ -32,7 +33,7 @@ from engine.definitions.model import (
     StepDef,
     TemplateRef,
 )
-from engine.definitions.problems import Location, Problem, make_problem
+from engine.definitions.problems import Location, Problem, known_names, make_problem
 from engine.definitions.source import Loc, SourceFile
 from engine.definitions.templates import format_amount, format_country, format_date
 from engine.i18n import Language, Text
@@ -65,6 +66,20 @@ LETTER_CHECK_ENVIRONMENT = letter_check_environment()
 SourceKey = tuple[str, ...]
 
 
+def phase_key(index: int) -> SourceKey:
+    """Return the source key of the phase at `index`; phases are keyed by position, so a repeated id keeps both."""
+    return ("phase", str(index))
+
+
+def transition_key(phase_index: int, index: int) -> SourceKey:
+    return ("transition", str(phase_index), str(index))
+
+
+def step_key(step_id: str, occurrence: int = 1) -> SourceKey:
+    """Return the source key of the `occurrence`-th step with id `step_id`, counted in process order."""
+    return ("step", step_id) if occurrence == 1 else ("step", step_id, str(occurrence))
+
+
 @dataclass
 class SourceMap:
     """Where each part of a resolved process was written: logical key → (file, path in file)."""
@@ -73,6 +88,12 @@ class SourceMap:
     default: tuple[SourceFile, Loc] | None = None
     # Steps that a process removed, with the place of the `remove:` that did it.
     removed_steps: dict[str, Location] = field(default_factory=dict)
+    # Steps that a process inserts or replaces at an anchor that does not exist, with their
+    # source keys. They are not part of the process, but validation still checks their content.
+    unplaced_steps: list[tuple[ResolvedStep, SourceKey]] = field(default_factory=list)
+
+    def unplaced_ids(self) -> set[str]:
+        return {step.id for step, _ in self.unplaced_steps}
 
     def add(self, key: SourceKey, source: SourceFile, loc: Loc) -> None:
         self.entries[key] = (source, loc)
@@ -304,16 +325,20 @@ class _Resolver:
         for field_id, definition in base.fields.items():
             self.fields[field_id] = ResolvedField(**definition.model_dump(), origin="skeleton")
             self.sources.add(("field", field_id), source, ("fields", field_id))
+        occurrences: dict[str, int] = {}
         for phase_index, phase in enumerate(base.phases):
             self.phases.append(
                 {"definition": phase, "steps": [_resolved_step(step, "skeleton") for step in phase.steps]}
             )
-            self.sources.add(("phase", phase.id), source, ("phases", phase_index))
+            self.sources.add(phase_key(phase_index), source, ("phases", phase_index))
             for step_index, step in enumerate(phase.steps):
-                self.sources.add(("step", step.id), source, ("phases", phase_index, "steps", step_index))
+                occurrences[step.id] = occurrences.get(step.id, 0) + 1
+                self.sources.add(
+                    step_key(step.id, occurrences[step.id]), source, ("phases", phase_index, "steps", step_index)
+                )
             for transition_index, _ in enumerate(phase.next):
                 self.sources.add(
-                    ("transition", phase.id, str(transition_index)),
+                    transition_key(phase_index, transition_index),
                     source,
                     ("phases", phase_index, "next", transition_index),
                 )
@@ -366,7 +391,7 @@ class _Resolver:
             loc: Loc = ("field_overrides", field_id)
             current = self.fields.get(field_id)
             if current is None:
-                known = ", ".join(sorted(self.fields))
+                known = known_names(self.fields, field_id)
                 self.problems.append(make_problem("SF306", source.location(loc, key=True), name=field_id, known=known))
                 continue
             # Iterating keeps `label` and `help` as models; model_dump would turn them into dicts,
@@ -395,9 +420,12 @@ class _Resolver:
             loc: Loc = ("letters", letter_id)
             existing = self.letters.get(letter_id)
             if existing is None:
+                # Without both keys it is no new letter, so most likely a misspelt inherited one.
                 if change.label is None or change.template is None:
-                    missing = "label" if change.label is None else "template"
-                    self.problems.append(make_problem("SF201", source.location(loc, key=True), key=missing))
+                    known = known_names(self.letters, letter_id)
+                    self.problems.append(
+                        make_problem("SF310", source.location(loc, key=True), name=letter_id, known=known)
+                    )
                     continue
                 new_letter = LetterDef(label=change.label, template=change.template)
                 self.letters[letter_id] = _letter_entry(letter_id, new_letter, "process", source, self.templates)
@@ -414,20 +442,32 @@ class _Resolver:
         for step_id, deadline in definition.step_deadlines.items():
             found = _find_step(self.phases, step_id)
             if found is None:
-                self.problems.append(
-                    make_problem(
-                        "SF302",
-                        source.location(("step_deadlines", step_id), key=True),
-                        name=step_id,
-                        known=", ".join(_all_step_ids(self.phases)),
+                if not self.set_unplaced_deadline(step_id, deadline):
+                    self.problems.append(
+                        make_problem(
+                            "SF302",
+                            source.location(("step_deadlines", step_id), key=True),
+                            name=step_id,
+                            known=known_names(_all_step_ids(self.phases), step_id, sort=False),
+                        )
                     )
-                )
+                    continue
+                self.sources.add(("step_deadline", step_id), source, ("step_deadlines", step_id))
                 continue
             phase_entry, index = found
             step = phase_entry["steps"][index]
             origin = "changed" if step.origin == "skeleton" else step.origin
             phase_entry["steps"][index] = step.model_copy(update={"deadline": deadline, "origin": origin})
             self.sources.add(("step_deadline", step_id), source, ("step_deadlines", step_id))
+
+    def set_unplaced_deadline(self, step_id: str, deadline: Deadline) -> bool:
+        """Give an unplaced step its deadline, so that it is validated; False when no unplaced step has the id."""
+        unplaced = self.sources.unplaced_steps
+        for index, (step, key) in enumerate(unplaced):
+            if step.id == step_id:
+                unplaced[index] = (step.model_copy(update={"deadline": deadline}), key)
+                return True
+        return False
 
     # The result ------------------------------------------------------------------------------
 
@@ -571,7 +611,14 @@ def _weakenings(original: ResolvedStep, replacement: StepDef) -> list[Text]:
             found.append(
                 Text(f"{da} ændres fra '{before}' til '{after}'", f"{en} changes from '{before}' to '{after}'")
             )
-    if original.eyes is not None and (replacement.eyes or 0) < original.eyes:
+    if original.eyes is not None and replacement.eyes is None:
+        found.append(
+            Text(
+                f"erstatningen har ingen 'eyes', og trinnet har {original.eyes} øjne",
+                f"the replacement has no 'eyes', and the step has {original.eyes} eyes",
+            )
+        )
+    elif original.eyes is not None and replacement.eyes is not None and replacement.eyes < original.eyes:
         found.append(
             Text(
                 f"godkendelsen sænkes fra {original.eyes} til {replacement.eyes} øjne",
@@ -655,8 +702,12 @@ def _apply_step_changes(
 
         found = _find_step(phases, anchor)
         if found is None:
-            known = ", ".join(_all_step_ids(phases))
-            problems.append(make_problem("SF302", source.location((*loc, operation)), name=anchor, known=known))
+            # An anchor that is itself an unplaced step has its own SF302 already.
+            if anchor not in sources.unplaced_ids():
+                known = known_names(_all_step_ids(phases), anchor, sort=False)
+                problems.append(make_problem("SF302", source.location((*loc, operation)), name=anchor, known=known))
+            if operation != "remove" and change.step is not None:
+                _keep_unplaced(change.step, source, loc, phases, sources, problems)
             continue
         phase_entry, index = found
         anchor_step: ResolvedStep = phase_entry["steps"][index]
@@ -697,6 +748,32 @@ def _apply_step_changes(
         if operation == "replace" and new_step.id != anchor:
             sources.entries.pop(("step", anchor), None)
         sources.add(("step", new_step.id), source, (*loc, "step"))
+
+
+def _keep_unplaced(
+    step: StepDef,
+    source: SourceFile,
+    loc: Loc,
+    phases: list[dict[str, Any]],
+    sources: SourceMap,
+    problems: list[Problem],
+) -> None:
+    """Keep a step whose anchor does not exist, so that its own content is still validated."""
+    first: Location | None = None
+    if _find_step(phases, step.id) is not None:
+        first = sources.location(("step", step.id))
+    for unplaced, unplaced_key in sources.unplaced_steps:
+        if unplaced.id == step.id:
+            first = sources.location(unplaced_key)
+    if first is not None:
+        duplicate = make_problem(
+            "SF301", source.location((*loc, "step", "id")), kind=Text("Trin", "Step"), name=step.id, first=first
+        )
+        problems.append(duplicate)
+        return
+    key: SourceKey = ("unplaced_step", str(len(sources.unplaced_steps)))
+    sources.add(key, source, (*loc, "step"))
+    sources.unplaced_steps.append((_resolved_step(step, "process"), key))
 
 
 def _place(steps: list[ResolvedStep], index: int, operation: str, step: ResolvedStep) -> None:

@@ -56,6 +56,9 @@ class SourceFile:
     # The text as written of each number, date and boolean: values by path, keys by the key's path.
     scalar_texts: dict[Loc, str] = field(default_factory=dict)
     key_texts: dict[Loc, str] = field(default_factory=dict)
+    # Each whole number written with a leading zero (SF107), by position: its path, or None
+    # for a mapping key, and the text as written. The loader uses it to tell a number from a code.
+    leading_zeros: dict[Location, tuple[Loc | None, str]] = field(default_factory=dict)
 
     def location(self, loc: Loc, *, key: bool = False) -> Location:
         """Return the position of the node at `loc`, or of its nearest written ancestor.
@@ -102,7 +105,7 @@ class _Constructor:
         if isinstance(node, ScalarNode):
             if str(node.tag).removeprefix(_TAG) in _CONVERTED_KINDS:
                 self.source.scalar_texts[loc] = node.value
-            return self._scalar(node)
+            return self._scalar(node, loc)
         raise TypeError(f"unexpected YAML node {node!r}")  # pragma: no cover - composer never yields others
 
     def _check_collection_tag(self, node: Node, kind: str) -> None:
@@ -153,7 +156,8 @@ class _Constructor:
                 merged.setdefault(key, value)
         return merged
 
-    def _scalar(self, node: ScalarNode) -> Any:
+    def _scalar(self, node: ScalarNode, loc: Loc | None = None) -> Any:
+        """Construct a scalar; `loc` is its path, or None for a mapping key."""
         tag = str(node.tag)
         value: str = node.value
         if not tag.startswith(_TAG):
@@ -169,7 +173,7 @@ class _Constructor:
         if kind == "bool":
             return value.lower() == "true"
         if kind == "int":
-            return self._int(node, value)
+            return self._int(node, value, loc)
         if kind == "float":
             return self._float(value)
         if kind == "timestamp":
@@ -177,7 +181,7 @@ class _Constructor:
         self.problems.append(make_problem("SF106", self._where(node), tag=tag))
         return value
 
-    def _int(self, node: ScalarNode, value: str) -> int:
+    def _int(self, node: ScalarNode, value: str, loc: Loc | None) -> int:
         text = value.replace("_", "")
         lowered = text.lower().lstrip("+-")
         sign = -1 if text.startswith("-") else 1
@@ -188,7 +192,9 @@ class _Constructor:
         if lowered.startswith("0b"):
             return sign * int(lowered[2:], 2)
         if _LEADING_ZERO.match(value):
-            self.problems.append(make_problem("SF107", self._where(node), value=value))
+            where = self._where(node)
+            self.problems.append(make_problem("SF107", where, value=value))
+            self.source.leading_zeros[where] = (loc, value)
         return int(text, 10)
 
     @staticmethod
@@ -207,7 +213,12 @@ class _Constructor:
             return datetime.fromisoformat(value.replace("t", "T").replace(" ", "T", 1))
         except ValueError:
             detail = Text(f"'{value}' er ikke en gyldig dato", f"'{value}' is not a valid date")
-            self.problems.append(make_problem("SF100", self._where(node), detail=detail))
+            hint = Text(
+                f"Skriv en dato, der findes, som ÅÅÅÅ-MM-DD, eller sæt anførselstegn om værdien, hvis den er tekst: "
+                f"'{value}'.",
+                f"Write a date that exists as YYYY-MM-DD, or put quotes around the value if it is text: '{value}'.",
+            )
+            self.problems.append(make_problem("SF100", self._where(node), detail=detail, hint=hint))
             return value
 
 

@@ -24,6 +24,8 @@ from engine.definitions.expressions import (
     ExpressionError,
     compile_guard,
     find_nodes,
+    named_lookups,
+    outcome_step,
     outcome_steps,
     parse_guard,
     private_accesses,
@@ -31,21 +33,35 @@ from engine.definitions.expressions import (
 from engine.definitions.fields import FIELD_TYPES, OPTION_NAMES
 from engine.definitions.graph import check_graph
 from engine.definitions.model import AUTOMATIC_KINDS, Deadline, ResolvedField, ResolvedProcess, ResolvedStep
-from engine.definitions.problems import Location, Problem, make_problem, pydantic_detail
+from engine.definitions.problems import (
+    Location,
+    Problem,
+    closest_name,
+    known_names,
+    listed_names,
+    make_problem,
+    pydantic_detail,
+)
 from engine.definitions.resolve import (
     LETTER_CHECK_ENVIRONMENT,
     SourceKey,
     SourceMap,
     letter_check_environment,
+    phase_key,
+    step_key,
     template_references,
+    transition_key,
 )
 from engine.definitions.templates import LETTER_NAMES, title_template
 from engine.i18n import Text
 
 
-def _known(names: Iterable[str]) -> Text:
-    listed = ", ".join(sorted(names))
-    return Text(listed, listed) if listed else Text("(ingen)", "(none)")
+def _either(values: Iterable[str], joiner: str) -> str:
+    """Join `values` as "a, b or c", with `joiner` as the last word ("or", "eller")."""
+    items = list(values)
+    if len(items) < 2:
+        return "".join(items)
+    return f"{', '.join(items[:-1])} {joiner} {items[-1]}"
 
 
 def _private_detail(name: str) -> Text:
@@ -87,6 +103,26 @@ def _field_detail(detail: str | Text) -> Text:
 
 # Comparisons in guards ------------------------------------------------------------------------
 
+# The outcomes each action's `run` function returns. NOTE: this table must follow the actions in
+# engine/actions.py; tests/definitions/test_actions.py fails when an action has no entry here.
+ACTION_OUTCOMES: dict[str, tuple[str, ...]] = {
+    "cvr_lookup": ("found", "not_found", "ceased", "not_applicable"),
+    "species_plus_lookup": ("found", "not_found"),
+    "measure_area": ("measured", "not_applicable"),
+    "score": ("scored",),
+    "de_minimis_check": ("within", "exceeded", "not_applicable"),
+    "land_registration": ("registered",),
+}
+# The outcomes of the other kinds, as engine/runtime/commands.py records them.
+_KIND_OUTCOMES: dict[str, tuple[str, ...]] = {
+    "task": ("done",),
+    "approval": ("approved", "rejected"),
+    "letter": ("sent",),
+}
+# Every step can also be skipped. A guard reads `active` for a step of the case's current round
+# that has not finished yet, such as a later step of the same phase.
+_COMMON_OUTCOMES = ("skipped", "active")
+
 # Field types whose value in a guard is a `str` (see `FieldType.to_context`).
 _TEXT_TYPES = frozenset({"text", "postcode", "cvr", "cpr", "email", "country", "species", "enum"})
 _NUMBER_TYPES = frozenset({"integer", "decimal", "money"})
@@ -103,8 +139,22 @@ def _constant(node: nodes.Expr) -> tuple[bool, Any]:
     return False, None
 
 
-def _compared_constants(expression: nodes.Expr, fields: dict[str, ResolvedField]) -> Iterator[tuple[str, Any]]:
-    """Yield (field, constant) for each `field == c`, `c != field`, `field in [c, ...]` or `field not in [...]`."""
+# The subject of a comparison in a guard: ("field", field id) or ("outcome", step id).
+Subject = tuple[str, str]
+
+
+def _subject(node: nodes.Expr, fields: dict[str, ResolvedField]) -> Subject | None:
+    if isinstance(node, nodes.Name) and node.name in fields:
+        return "field", node.name
+    step = outcome_step(node)
+    return ("outcome", step) if step is not None else None
+
+
+def _compared_constants(expression: nodes.Expr, fields: dict[str, ResolvedField]) -> Iterator[tuple[Subject, Any]]:
+    """Yield (subject, constant) for each `x == c`, `c != x`, `x in [c, ...]` or `x not in [...]`.
+
+    The subject `x` is a field or a step's outcome (`outcome.step` or `outcome['step']`).
+    """
     for compare in find_nodes(expression, nodes.Compare):
         left = compare.expr
         for operand in compare.ops:
@@ -112,18 +162,16 @@ def _compared_constants(expression: nodes.Expr, fields: dict[str, ResolvedField]
             if operand.op in ("eq", "ne"):
                 for named, other in ((left, right), (right, left)):
                     is_constant, value = _constant(other)
-                    if isinstance(named, nodes.Name) and named.name in fields and is_constant:
-                        yield named.name, value
-            elif (
-                operand.op in ("in", "notin")
-                and isinstance(left, nodes.Name)
-                and left.name in fields
-                and isinstance(right, nodes.List | nodes.Tuple)
-            ):
-                for item in right.items:
-                    is_constant, value = _constant(item)
-                    if is_constant:
-                        yield left.name, value
+                    subject = _subject(named, fields)
+                    if subject is not None and is_constant:
+                        yield subject, value
+            elif operand.op in ("in", "notin") and isinstance(right, nodes.List | nodes.Tuple):
+                subject = _subject(left, fields)
+                if subject is not None:
+                    for item in right.items:
+                        is_constant, value = _constant(item)
+                        if is_constant:
+                            yield subject, value
             left = right
 
 
@@ -209,6 +257,41 @@ def _mismatch(name: str, field: ResolvedField, value: Any) -> tuple[Text, Text] 
     return None
 
 
+def _possible_outcomes(step: ResolvedStep) -> tuple[str, ...] | None:
+    """Return every outcome `step` can have, or None when its action is unknown (SF308)."""
+    if step.kind == "action":
+        own = ACTION_OUTCOMES.get(step.action or "")
+        if own is None:
+            return None
+    else:
+        own = _KIND_OUTCOMES.get(step.kind, ())
+    return (*own, *_COMMON_OUTCOMES)
+
+
+def _outcome_mismatch(step: ResolvedStep, value: Any) -> tuple[Text, Text] | None:
+    """Return (detail, fix) when the outcome of `step` can never equal the constant `value`, else None."""
+    possible = _possible_outcomes(step)
+    if value is None or possible is None or value in possible:
+        return None
+    listed_da, listed_en = _either(possible, "eller"), _either(possible, "or")
+    if step.kind == "action":
+        detail = Text(
+            f"trinnet '{step.id}' kører handlingen {step.action}, og dens udfald er {listed_da}",
+            f"the step '{step.id}' runs the action {step.action}, whose outcomes are {listed_en}",
+        )
+    else:
+        detail = Text(
+            f"trinnet '{step.id}' er af typen {step.kind}, og dets udfald er {listed_da}",
+            f"the step '{step.id}' is of kind {step.kind}, whose outcomes are {listed_en}",
+        )
+    example = (closest_name(value, possible) if isinstance(value, str) else None) or possible[0]
+    fix = Text(
+        f"Sammenlign med et af udfaldene, fx outcome.{step.id} == '{example}'.",
+        f"Compare with one of the outcomes, e.g. outcome.{step.id} == '{example}'.",
+    )
+    return detail, fix
+
+
 # Letter templates ---------------------------------------------------------------------------
 
 _UNKNOWN_FILTER_FIX = Text(
@@ -222,6 +305,18 @@ _PRIVATE_FIX = Text(
 )
 _COMPILE_FIX = Text("Ret skabelonen på linjen.", "Correct the template on this line.")
 
+# The keys of the objects that every letter template can read, as `letter_context` in
+# engine/runtime/letters.py builds them. `authority` has the keys of `Authority.as_context` in
+# engine/settings.py. `deadlines` is left out, because its keys are the ids of the current
+# phase's steps that have a deadline.
+LETTER_OBJECT_KEYS: dict[str, tuple[str, ...]] = {
+    "case": ("journal_number", "title", "received", "processing_deadline", "language"),
+    "process": ("id", "title", "classification", "legal_basis"),
+    "authority": ("name", "address", "postcode", "city", "email", "cvr"),
+    "appeal": ("body", "how", "period", "deadline"),
+    "recipient": ("id_type", "id", "name"),
+}
+
 
 @dataclass
 class _TemplateFacts:
@@ -233,6 +328,10 @@ class _TemplateFacts:
     variables: dict[str, int]
     # SF311 problems found in this template: (line, detail, fix).
     problems: list[tuple[int, Text, Text]] = field(default_factory=list)
+    # Each `case.x`, `process.x` and so on: (line, object, attribute), for objects in LETTER_OBJECT_KEYS.
+    attributes: list[tuple[int, str, str]] = field(default_factory=list)
+    # Each `label` filter: (line, the field it names); None when it names no field.
+    label_fields: list[tuple[int, str | None]] = field(default_factory=list)
 
 
 def _first_lines(tree: nodes.Template, names: Iterable[str]) -> dict[str, int]:
@@ -243,6 +342,47 @@ def _first_lines(tree: nodes.Template, names: Iterable[str]) -> dict[str, int]:
         if node.ctx == "load" and node.name in wanted:
             lines[node.name] = min(lines.get(node.name, node.lineno), node.lineno)
     return {name: lines.get(name, 1) for name in wanted}
+
+
+def _local_names(tree: nodes.Template) -> set[str]:
+    """Return the names a template assigns itself: loop variables, {% set %}, macro arguments and imports."""
+    names = {node.name for node in tree.find_all(nodes.Name) if node.ctx in ("store", "param")}
+    names.update(node.target for node in tree.find_all(nodes.Import))
+    for from_import in tree.find_all(nodes.FromImport):
+        names.update(item[1] if isinstance(item, tuple) else item for item in from_import.names)
+    return names
+
+
+def _object_attributes(tree: nodes.Template) -> list[tuple[int, str, str]]:
+    """Return (line, object, attribute) for each lookup in an object of LETTER_OBJECT_KEYS.
+
+    Objects that the template assigns itself are left out, and so are attributes starting
+    with `_`, which are reported as private (SF311).
+    """
+    local = _local_names(tree)
+    return [
+        (line, target.name, name)
+        for target, name, line in named_lookups(tree)
+        if isinstance(target, nodes.Name)
+        and target.name in LETTER_OBJECT_KEYS
+        and target.name not in local
+        and not name.startswith("_")
+    ]
+
+
+def _label_fields(tree: nodes.Template) -> list[tuple[int, str | None]]:
+    """Return (line, field) for each `label` filter; a field name that the template computes is left out."""
+    found: list[tuple[int, str | None]] = []
+    for node in tree.find_all(nodes.Filter):
+        if node.name != "label":
+            continue
+        keyword = next((item.value for item in node.kwargs if item.key == "field"), None)
+        argument = node.args[0] if node.args else keyword
+        if argument is None:
+            found.append((node.lineno, None))
+        elif isinstance(argument, nodes.Const) and isinstance(argument.value, str):
+            found.append((node.lineno, argument.value))
+    return found
 
 
 def _undeclared(source: str, name: str, filters: set[str], tests: set[str]) -> set[str]:
@@ -313,6 +453,8 @@ def _analyse_template(name: str, source: str) -> _TemplateFacts | None:
         blocks=blocks,
         variables=_first_lines(tree, variables),
         problems=sorted(problems, key=lambda problem: problem[0]),
+        attributes=_object_attributes(tree),
+        label_fields=_label_fields(tree),
     )
 
 
@@ -324,7 +466,20 @@ class _Checker:
         self.process = process
         self.sources = sources
         self.problems: list[Problem] = []
-        self.step_ids = {step.id for phase in process.phases for step in phase.steps}
+        # Every step with its source key, in process order; a repeated id (SF301) keeps its own key.
+        self.placed_steps: list[tuple[ResolvedStep, SourceKey]] = []
+        occurrences: dict[str, int] = {}
+        for phase in process.phases:
+            for step in phase.steps:
+                occurrences[step.id] = occurrences.get(step.id, 0) + 1
+                self.placed_steps.append((step, step_key(step.id, occurrences[step.id])))
+        self.step_order = list(dict.fromkeys(step.id for step, _ in self.placed_steps))
+        self.step_ids = set(self.step_order)
+        self.steps_by_id: dict[str, ResolvedStep] = {}
+        for step, _ in self.placed_steps:
+            self.steps_by_id.setdefault(step.id, step)
+        # Steps that a process placed at an unknown anchor: their anchor is reported already (SF302).
+        self.unplaced_ids = sources.unplaced_ids()
 
     def at(self, key: SourceKey, *sub: str | int, use_key: bool = False) -> Location:
         return self.sources.location(key, *sub, use_key=use_key)
@@ -360,7 +515,8 @@ class _Checker:
             key = ("field", field_id)
             field_type = FIELD_TYPES.get(field_def.type)
             if field_type is None:
-                self.add("SF304", self.at(key, "type"), name=field_def.type, known=_known(FIELD_TYPES))
+                known = known_names(FIELD_TYPES, field_def.type)
+                self.add("SF304", self.at(key, "type"), name=field_def.type, known=known)
                 continue
             for option in OPTION_NAMES:
                 value = getattr(field_def, option)
@@ -400,15 +556,15 @@ class _Checker:
             self.add("SF201", self.sources.location(("process",)), key="phases")
             return
         seen: dict[str, Location] = {}
-        for phase in phases:
-            location = self.at(("phase", phase.id), "id")
+        for index, phase in enumerate(phases):
+            location = self.at(phase_key(index), "id")
             if phase.id in seen:
                 self.add("SF301", location, kind=Text("Fase", "Phase"), name=phase.id, first=seen[phase.id])
             seen.setdefault(phase.id, location)
 
         phase_ids = {phase.id for phase in phases}
-        for phase in phases:
-            key = ("phase", phase.id)
+        for phase_index, phase in enumerate(phases):
+            key = phase_key(phase_index)
             if phase.final and phase.next:
                 self.add(
                     "SF320",
@@ -438,15 +594,16 @@ class _Checker:
                     ),
                 )
             for index, transition in enumerate(phase.next):
-                transition_key = ("transition", phase.id, str(index))
+                transition_at = transition_key(phase_index, index)
                 if transition.to not in phase_ids:
-                    self.add("SF305", self.at(transition_key, "to"), name=transition.to, known=_known(phase_ids))
+                    known = known_names(phase_ids, transition.to)
+                    self.add("SF305", self.at(transition_at, "to"), name=transition.to, known=known)
                 if transition.when is not None:
-                    self.check_guard(transition.when, self.at(transition_key, "when"))
+                    self.check_guard(transition.when, self.at(transition_at, "when"))
         if phases[0].final:
             self.add(
                 "SF320",
-                self.at(("phase", phases[0].id), "id"),
+                self.at(phase_key(0), "id"),
                 name=phases[0].id,
                 detail=Text(
                     "sager starter i den første fase, så den kan ikke være en slutfase",
@@ -469,43 +626,60 @@ class _Checker:
         for attribute, _ in private_accesses(tree):
             self.add("SF307", location, expression=expression, detail=_private_detail(attribute))
         for name in sorted(guard.names - self.guard_names()):
-            self.add("SF306", location, name=name, known=_known(self.guard_names()))
+            self.add("SF306", location, name=name, known=known_names(self.guard_names(), name))
+        for step_id in sorted(outcome_steps(tree)):
+            # A removed step is reported at its `remove:` (SF331), an unplaced one at its anchor (SF302),
+            # and a name starting with `_` above (SF307).
+            reported_elsewhere = (
+                step_id in self.sources.removed_steps or step_id in self.unplaced_ids or step_id.startswith("_")
+            )
+            if step_id in self.step_ids or reported_elsewhere:
+                continue
+            self.add("SF302", location, name=step_id, known=known_names(self.step_order, step_id, sort=False))
         self.check_comparisons(expression, tree, location)
 
     def check_comparisons(self, expression: str, tree: nodes.Expr, location: Location) -> None:
-        """Warn about comparisons of a field with a constant that the field can never equal."""
-        reported: set[tuple[str, str]] = set()
-        for name, value in _compared_constants(tree, self.process.fields):
+        """Warn about comparisons with a constant that a field or a step's outcome can never equal."""
+        reported: set[tuple[Subject, str]] = set()
+        for subject, value in _compared_constants(tree, self.process.fields):
             literal = _jinja_literal(value)
-            mismatch = _mismatch(name, self.process.fields[name], value)
-            if mismatch is None or (name, literal) in reported:
+            kind, name = subject
+            if kind == "field":
+                mismatch = _mismatch(name, self.process.fields[name], value)
+                described = Text(f"feltet '{name}'", f"the field '{name}'")
+            else:
+                step = self.steps_by_id.get(name)
+                mismatch = _outcome_mismatch(step, value) if step is not None else None
+                described = Text(f"outcome.{name}", f"outcome.{name}")
+            if mismatch is None or (subject, literal) in reported:
                 continue
-            reported.add((name, literal))
+            reported.add((subject, literal))
             detail, fix = mismatch
-            self.add("SF332", location, expression=expression, name=name, value=literal, detail=detail, fix=fix)
+            self.add("SF332", location, expression=expression, subject=described, value=literal, detail=detail, fix=fix)
 
     # Steps --------------------------------------------------------------------------------
 
     def check_steps(self) -> None:
         seen: dict[str, Location] = {}
         earlier: set[str] = set()
-        for phase in self.process.phases:
-            for step in phase.steps:
-                key = ("step", step.id)
-                location = self.at(key, "id")
-                if step.id in seen:
-                    self.add("SF301", location, kind=Text("Trin", "Step"), name=step.id, first=seen[step.id])
-                seen.setdefault(step.id, location)
-                self.check_step(step, earlier)
-                earlier.add(step.id)
+        for step, key in self.placed_steps:
+            location = self.at(key, "id")
+            if step.id in seen:
+                self.add("SF301", location, kind=Text("Trin", "Step"), name=step.id, first=seen[step.id])
+            seen.setdefault(step.id, location)
+            self.check_step(step, key, earlier)
+            earlier.add(step.id)
+        # A step whose anchor does not exist has no place, so the order of an approval is not checked.
+        for step, key in self.sources.unplaced_steps:
+            self.check_step(step, key, None)
 
-    def _misplaced(self, step: ResolvedStep, names: Iterable[str]) -> None:
+    def _misplaced(self, step: ResolvedStep, key: SourceKey, names: Iterable[str]) -> None:
         for name in names:
             value = getattr(step, name)
             if value not in (None, [], {}):
                 self.add(
                     "SF315",
-                    self.at(("step", step.id), name, use_key=True),
+                    self.at(key, name, use_key=True),
                     name=step.id,
                     kind=step.kind,
                     detail=Text(
@@ -514,11 +688,11 @@ class _Checker:
                     ),
                 )
 
-    def _require(self, step: ResolvedStep, name: str) -> bool:
+    def _require(self, step: ResolvedStep, key: SourceKey, name: str) -> bool:
         if getattr(step, name) in (None, [], {}):
             self.add(
                 "SF315",
-                self.at(("step", step.id), "kind"),
+                self.at(key, "kind"),
                 name=step.id,
                 kind=step.kind,
                 detail=Text(
@@ -529,8 +703,7 @@ class _Checker:
             return False
         return True
 
-    def check_conditions(self, step: ResolvedStep) -> None:
-        key = ("step", step.id)
+    def check_conditions(self, step: ResolvedStep, key: SourceKey) -> None:
         if step.when is not None:
             self.check_guard(step.when, self.at(key, "when"))
         for index, check in enumerate(step.checks):
@@ -544,40 +717,41 @@ class _Checker:
                 detail=Text("'checks' gælder kun opgavetrin (task)", "'checks' apply only to task steps"),
             )
 
-    def check_step(self, step: ResolvedStep, earlier: set[str]) -> None:
-        key = ("step", step.id)
-        self.check_conditions(step)
+    def check_step(self, step: ResolvedStep, key: SourceKey, earlier: set[str] | None) -> None:
+        """Check one step; `earlier` contains the ids of the steps before it, or is None when it has no place."""
+        self.check_conditions(step, key)
         if step.deadline is not None:
             self.check_deadline(step.deadline, self.at_override(("step_deadline", step.id), key, "deadline"))
 
         if step.kind == "task":
-            self._misplaced(step, ("action", "params", "letter", "approves", "eyes"))
-            if self._require(step, "role"):
+            self._misplaced(step, key, ("action", "params", "letter", "approves", "eyes"))
+            if self._require(step, key, "role"):
                 self.check_role(step.role, self.at(key, "role"))
-            self.check_form(step)
+            self.check_form(step, key)
         elif step.kind == "action":
-            self._misplaced(step, ("form", "letter", "approves", "eyes", "role"))
-            if self._require(step, "action"):
-                self.check_action(step)
+            self._misplaced(step, key, ("form", "letter", "approves", "eyes", "role"))
+            if self._require(step, key, "action"):
+                self.check_action(step, key)
         elif step.kind == "letter":
-            self._misplaced(step, ("form", "action", "params", "approves", "eyes", "role"))
-            if self._require(step, "letter") and step.letter not in self.process.letters:
-                self.add("SF310", self.at(key, "letter"), name=step.letter, known=_known(self.process.letters))
+            self._misplaced(step, key, ("form", "action", "params", "approves", "eyes", "role"))
+            if self._require(step, key, "letter") and step.letter not in self.process.letters:
+                known = known_names(self.process.letters, step.letter)
+                self.add("SF310", self.at(key, "letter"), name=step.letter, known=known)
         elif step.kind == "approval":
-            self._misplaced(step, ("form", "action", "params", "letter"))
-            if self._require(step, "role"):
+            self._misplaced(step, key, ("form", "action", "params", "letter"))
+            if self._require(step, key, "role"):
                 self.check_role(step.role, self.at(key, "role"))
-            self._require(step, "eyes")
-            if self._require(step, "approves"):
-                self.check_approval_target(step, earlier)
+            self._require(step, key, "eyes")
+            if self._require(step, key, "approves"):
+                self.check_approval_target(step, key, earlier)
 
-    def check_form(self, step: ResolvedStep) -> None:
+    def check_form(self, step: ResolvedStep, key: SourceKey) -> None:
         fields = self.process.fields
         for index, entry in enumerate(step.form):
-            location = self.at(("step", step.id), "form", index, "field")
+            location = self.at(key, "form", index, "field")
             field_def = fields.get(entry.field)
             if field_def is None:
-                self.add("SF306", location, name=entry.field, known=_known(fields))
+                self.add("SF306", location, name=entry.field, known=known_names(fields, entry.field))
                 continue
             if field_def.source == "system":
                 self.add(
@@ -591,13 +765,13 @@ class _Checker:
                     ),
                 )
             if entry.required_if is not None:
-                self.check_guard(entry.required_if, self.at(("step", step.id), "form", index, "required_if"))
+                self.check_guard(entry.required_if, self.at(key, "form", index, "required_if"))
 
-    def check_action(self, step: ResolvedStep) -> None:
-        key = ("step", step.id)
+    def check_action(self, step: ResolvedStep, key: SourceKey) -> None:
         action = ACTIONS.get(step.action or "")
         if action is None:
-            self.add("SF308", self.at(key, "action"), name=step.action, known=_known(ACTIONS))
+            known = known_names(ACTIONS, step.action)
+            self.add("SF308", self.at(key, "action"), name=step.action, known=known)
             return
         try:
             params = action.params.model_validate(step.params)
@@ -615,7 +789,7 @@ class _Checker:
             location = self.at(key, "params", use.param)
             field_def = self.process.fields.get(use.field)
             if field_def is None:
-                self.add("SF306", location, name=use.field, known=_known(self.process.fields))
+                self.add("SF306", location, name=use.field, known=known_names(self.process.fields, use.field))
                 continue
             if field_def.type not in use.types:
                 types_da = " eller ".join(sorted(use.types))
@@ -644,15 +818,15 @@ class _Checker:
         for path, expression in action.expressions(params):
             self.check_guard(expression, self.at(key, "params", *path))
 
-    def check_approval_target(self, step: ResolvedStep, earlier: set[str]) -> None:
-        location = self.at(("step", step.id), "approves")
+    def check_approval_target(self, step: ResolvedStep, key: SourceKey, earlier: set[str] | None) -> None:
+        location = self.at(key, "approves")
         target = step.approves or ""
         if target not in self.step_ids:
-            if target not in self.sources.removed_steps:
-                self.add("SF302", location, name=target, known=_known(self.step_ids))
-            # A removed target is reported at the `remove:` line (SF331).
+            # A removed target is reported at the `remove:` line (SF331), an unplaced one at its anchor (SF302).
+            if target not in self.sources.removed_steps and target not in self.unplaced_ids:
+                self.add("SF302", location, name=target, known=known_names(self.step_ids, target))
             return
-        target_step = next(s for phase in self.process.phases for s in phase.steps if s.id == target)
+        target_step = self.steps_by_id[target]
         if target_step.kind != "task":
             self.add(
                 "SF319",
@@ -664,7 +838,7 @@ class _Checker:
                     f"only a task can be approved, and '{target}' is of kind '{target_step.kind}'",
                 ),
             )
-        if target not in earlier:
+        if earlier is not None and target not in earlier:
             self.add(
                 "SF319",
                 location,
@@ -703,6 +877,14 @@ class _Checker:
                                 f"required_if of the field '{entry.field}' in the step '{step.id}'",
                             ),
                         )
+                for expression in _action_expressions(step):
+                    yield (
+                        expression,
+                        Text(
+                            f"et udtryk i params på trinnet '{step.id}'",
+                            f"an expression in the params of the step '{step.id}'",
+                        ),
+                    )
             for transition in phase.next:
                 if transition.when is not None:
                     yield (
@@ -743,7 +925,7 @@ class _Checker:
 
     def check_role(self, role: str | None, location: Location) -> None:
         if role is not None and role not in self.process.roles:
-            self.add("SF314", location, name=role, known=_known(self.process.roles))
+            self.add("SF314", location, name=role, known=known_names(self.process.roles, role))
 
     def check_roles(self) -> None:
         for role in self.process.intake_roles:
@@ -761,7 +943,7 @@ class _Checker:
             field = self.process.fields.get(name)
             location = self.at(("party",), key)
             if field is None:
-                self.add("SF306", location, name=name, known=_known(self.process.fields))
+                self.add("SF306", location, name=name, known=known_names(self.process.fields, name))
             elif field.type not in types:
                 self.add(
                     "SF316",
@@ -834,7 +1016,7 @@ class _Checker:
                 location,
                 template=Text("Sagstitlen (case_title)", "The case title (case_title)"),
                 name=name,
-                known=_known(fields),
+                known=known_names(fields, name),
             )
 
     # Letters ------------------------------------------------------------------------------
@@ -857,6 +1039,15 @@ class _Checker:
                         self.check_template(used, facts[used], letter_id, allowed)
                 if letter.locked:
                     self.check_locked_letter(letter_id, language, template, facts)
+        self.check_letters_sent()
+
+    def check_letters_sent(self) -> None:
+        """Warn about a letter that a process declares and no step sends."""
+        steps = [step for step, _ in (*self.placed_steps, *self.sources.unplaced_steps)]
+        sent = {step.letter for step in steps if step.kind == "letter"}
+        for letter_id, letter in self.process.letters.items():
+            if letter.origin == "process" and letter_id not in sent:
+                self.add("SF333", self.at(("letter", letter_id), use_key=True), name=letter_id)
 
     def check_template(self, name: str, facts: _TemplateFacts, letter_id: str, allowed: set[str]) -> None:
         for line, detail, fix in facts.problems:
@@ -870,8 +1061,51 @@ class _Checker:
                 Location(name, facts.variables[variable]),
                 template=subject,
                 name=variable,
-                known=_known(allowed),
+                known=known_names(allowed, variable),
             )
+        for line, object_name, attribute in facts.attributes:
+            keys = LETTER_OBJECT_KEYS[object_name]
+            if attribute in keys:
+                continue
+            close = closest_name(attribute, keys)
+            self.add(
+                "SF312",
+                Location(name, line),
+                template=subject,
+                name=f"{object_name}.{attribute}",
+                known=listed_names(
+                    [f"{object_name}.{key}" for key in keys], f"{object_name}.{close}" if close else None
+                ),
+            )
+        self.check_label_filters(name, facts, letter_id)
+
+    def check_label_filters(self, name: str, facts: _TemplateFacts, letter_id: str) -> None:
+        """Check that each `label('field')` names an enum field, whose option labels the filter shows."""
+        fields = self.process.fields
+        enum_fields = [field_id for field_id, definition in fields.items() if definition.type == "enum"]
+        for line, field_id in facts.label_fields:
+            if field_id in enum_fields:
+                continue
+            if field_id is None:
+                detail = Text(
+                    "filteret label mangler navnet på et enum-felt", "the filter label lacks the name of an enum field"
+                )
+            elif field_id in fields:
+                field_type = fields[field_id].type
+                detail = Text(
+                    f"filteret label nævner feltet '{field_id}' af typen {field_type}, men label viser kun "
+                    "etiketterne for et enum-felts værdier",
+                    f"the filter label names the field '{field_id}' of type {field_type}, but label shows only "
+                    "the labels of an enum field's options",
+                )
+            else:
+                detail = Text(
+                    f"filteret label nævner feltet '{field_id}', som ikke findes",
+                    f"the filter label names the field '{field_id}', which does not exist",
+                )
+            known = known_names(enum_fields, field_id)
+            fix = Text(f"Nævn et enum-felt i processen: {known.da}.", f"Name an enum field of the process: {known.en}.")
+            self.add("SF311", Location(name, line), template=name, letter=letter_id, detail=detail, fix=fix)
 
     @staticmethod
     def _used_templates(name: str, facts: dict[str, _TemplateFacts]) -> list[str]:
@@ -951,6 +1185,18 @@ class _Checker:
                     f"the template overrides the locked block '{block}'",
                 ),
             )
+
+
+def _action_expressions(step: ResolvedStep) -> list[str]:
+    """Return the guard expressions among an action step's parameters; none when they are invalid (SF309)."""
+    action = ACTIONS.get(step.action or "") if step.kind == "action" else None
+    if action is None:
+        return []
+    try:
+        params = action.params.model_validate(step.params)
+    except ValidationError:
+        return []
+    return [expression for _, expression in action.expressions(params)]
 
 
 def _parameter_detail(path: str, error: Any) -> Text:

@@ -1,9 +1,11 @@
-"""Action parameters are checked at load time, including the expressions inside them."""
+"""Action parameters are checked at load time, including the expressions inside them and the outcomes."""
 
 from __future__ import annotations
 
+from engine.actions import ACTIONS
+from engine.definitions.validate import ACTION_OUTCOMES
 from tests.definitions.conftest import LoadProcess
-from tests.definitions.helpers import demo, formatted
+from tests.definitions.helpers import DEMO_FILE, demo, formatted
 
 SCORING = """\
 fields:
@@ -54,3 +56,28 @@ def test_score_writes_only_system_integer(load_process: LoadProcess) -> None:
     problems = formatted(load_process(text))
 
     assert any("needs source: system" in problem for problem in problems)
+
+
+def test_every_action_has_outcomes() -> None:
+    # SF332 compares `outcome.<step>` of an action step with the outcomes listed in validate.py.
+    missing = sorted(set(ACTIONS) - set(ACTION_OUTCOMES))
+    unknown = sorted(set(ACTION_OUTCOMES) - set(ACTIONS))
+
+    assert missing == [], "add the outcomes of these actions to ACTION_OUTCOMES"
+    assert unknown == [], "these entries of ACTION_OUTCOMES name no action"
+
+
+def test_score_expression_with_unknown_outcome_step(load_process: LoadProcess) -> None:
+    text = demo(SCORING.format(points="1", when="\"outcome.aplicant_lookup == 'found'\""))
+    problems = load_process(text).problems
+
+    assert [(problem.code, problem.text.en) for problem in problems] == [
+        ("SF302", "The step 'aplicant_lookup' does not exist.")
+    ]
+    assert str(problems[0].location) == f"{DEMO_FILE}:25:19"
+
+
+def test_score_expression_with_impossible_outcome(load_process: LoadProcess) -> None:
+    text = demo(SCORING.format(points="1", when="\"outcome.applicant_lookup == 'ok'\""))
+
+    assert [problem.code for problem in load_process(text).problems] == ["SF332"]

@@ -172,6 +172,9 @@ def test_new_letter_from_process(root: Path, load_process: LoadProcess) -> None:
           reminder:
             label: {da: Påmindelse, en: Reminder}
             template: {da: demo/reminder.da.md.j2}
+        steps:
+          - insert_after: closing_check
+            step: {id: reminder_letter, kind: letter, letter: reminder, label: {da: Påmind, en: Remind}}
         """
     )
     reminder = resolved(load_process(text)).letters["reminder"]

@@ -139,3 +139,38 @@ def test_duplicate_condition_warns(root: Path) -> None:
 
     assert len(problems) == 1
     assert " SF328 warning: " in problems[0]
+
+
+def test_repeated_phase_keeps_own_positions(root: Path) -> None:
+    # The typo is in the first of two phases named 'work'; each problem points at its own phase.
+    problems = load(
+        root,
+        f"""\
+  - {WORK}, next: [{{to: nowhere}}]}}
+  - {{id: work, label: {{da: B, en: B}}, next: [{{to: done}}]}}
+  - {{id: done, label: {{da: F, en: D}}, final: true}}""",
+    )
+
+    assert problems == [
+        "skeletons/graph.yaml:7:123: SF305 The phase 'nowhere' does not exist. Known phases: done, work.",
+        "skeletons/graph.yaml:8:10: SF301 Phase 'work' is defined twice; first in skeletons/graph.yaml:7:10. "
+        "Give one of them another id.",
+    ]
+
+
+def test_repeated_step_points_at_first(root: Path) -> None:
+    problems = load(
+        root,
+        f"""\
+  - {WORK}, next: [{{to: check}}]}}
+  - {{id: check, label: {{da: K, en: C}}, next: [{{to: done}}], steps: [{{id: do, kind: task, role: casewrker, \
+label: {{da: G, en: D}}}}]}}
+  - {{id: done, label: {{da: F, en: D}}, final: true}}""",
+    )
+
+    assert problems == [
+        "skeletons/graph.yaml:8:73: SF301 Step 'do' is defined twice; first in skeletons/graph.yaml:7:52. "
+        "Give one of them another id.",
+        "skeletons/graph.yaml:8:95: SF314 The role 'casewrker' does not exist. Known roles: caseworker "
+        "(did you mean 'caseworker'?).",
+    ]

@@ -1,11 +1,14 @@
-"""Guards: names, Python internals and comparisons with constants that can never match (SF306, SF307, SF332)."""
+"""Guards: names, step outcomes, Python internals and impossible comparisons (SF302, SF306, SF307, SF332)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from engine.definitions.loader import load_definitions
 from tests.definitions.conftest import LoadProcess
-from tests.definitions.helpers import DEMO_FILE, demo, formatted
+from tests.definitions.helpers import DEMO_FILE, HEADER, SKELETON_FILE, demo, edit_skeleton, formatted, write
 
 # Adds an integer and a date field to the demo process, and a task whose `when` is the
 # guard under test, on line 21, column 13.
@@ -146,3 +149,158 @@ def test_quote_hint_uses_written_constant(load_process: LoadProcess) -> None:
     assert [problem.code for problem in loaded.problems] == ["SF332"]
     assert loaded.problems[0].hint is not None
     assert loaded.problems[0].hint.en == "Put quotes around the value: 'false'."
+
+
+# Step outcomes ------------------------------------------------------------------------------
+
+
+def test_unknown_step_in_outcome(load_process: LoadProcess) -> None:
+    loaded = load_process(guarded("outcome.decison_approval == 'approved'"))
+
+    assert [(problem.code, str(problem.location)) for problem in loaded.problems] == [("SF302", GUARD_LOCATION)]
+    problem = loaded.problems[0]
+    assert problem.text.en == "The step 'decison_approval' does not exist."
+    assert problem.hint is not None
+    assert problem.hint.en.endswith("(did you mean 'decision_approval'?).")
+    assert problem.hint.da.endswith("(mente du 'decision_approval'?).")
+    assert loaded.compiled == {}
+
+
+def test_unknown_step_in_outcome_key_lookup(load_process: LoadProcess) -> None:
+    loaded = load_process(guarded("outcome['Completeness_check'] == 'done'"))
+
+    assert [problem.code for problem in loaded.problems] == ["SF302"]
+    assert loaded.problems[0].hint is not None
+    assert "(did you mean 'completeness_check'?)" in loaded.problems[0].hint.en
+
+
+def test_outcome_of_inserted_step_is_known(load_process: LoadProcess) -> None:
+    # The guarded step is itself inserted by the process, and may read the outcome of a step before it.
+    assert formatted(load_process(guarded("outcome.extra != 'skipped' or outcome.applicant_lookup == 'found'"))) == []
+
+
+OUTCOME_PLACES = {
+    "required_if": """\
+        steps:
+          - insert_after: fact_assessment
+            step:
+              id: extra
+              kind: task
+              role: caseworker
+              label: {da: A, en: B}
+              form:
+                - field: conditions
+                  required_if: "outcome.aplicant_lookup == 'found'"
+        """,
+    "checks": """\
+        steps:
+          - insert_after: fact_assessment
+            step:
+              id: extra
+              kind: task
+              role: caseworker
+              label: {da: A, en: B}
+              checks:
+                - rule: "outcome.aplicant_lookup == 'found'"
+                  message: {da: A, en: B}
+        """,
+    "application_checks": """\
+        application_checks:
+          - rule: "outcome.aplicant_lookup == 'found'"
+            message: {da: A, en: B}
+        """,
+}
+
+
+@pytest.mark.parametrize("place", sorted(OUTCOME_PLACES))
+def test_unknown_outcome_step_in_each_guard(load_process: LoadProcess, place: str) -> None:
+    problems = load_process(demo(OUTCOME_PLACES[place])).problems
+
+    assert [(problem.code, problem.text.en) for problem in problems] == [
+        ("SF302", "The step 'aplicant_lookup' does not exist.")
+    ]
+
+
+APPROVAL_OUTCOMES = (
+    "the step 'decision_approval' is of kind approval, whose outcomes are approved, rejected, skipped or active"
+)
+
+
+@pytest.mark.parametrize(
+    ("guard", "subject", "value", "detail", "example"),
+    [
+        ("outcome.decision_approval == 'approve'", "decision_approval", "'approve'", APPROVAL_OUTCOMES, "approved"),
+        (
+            "outcome['completeness_check'] == 'approved'",
+            "completeness_check",
+            "'approved'",
+            "the step 'completeness_check' is of kind task, whose outcomes are done, skipped or active",
+            "done",
+        ),
+        (
+            "'done' == outcome.receipt_letter",
+            "receipt_letter",
+            "'done'",
+            "the step 'receipt_letter' is of kind letter, whose outcomes are sent, skipped or active",
+            "sent",
+        ),
+        (
+            "outcome.applicant_lookup in ['found', 'missing']",
+            "applicant_lookup",
+            "'missing'",
+            "the step 'applicant_lookup' runs the action cvr_lookup, whose outcomes are found, not_found, ceased, "
+            "not_applicable, skipped or active",
+            "found",
+        ),
+        ("outcome.decision_approval == true", "decision_approval", "true", APPROVAL_OUTCOMES, "approved"),
+    ],
+)
+def test_outcome_that_step_never_has(
+    load_process: LoadProcess, guard: str, subject: str, value: str, detail: str, example: str
+) -> None:
+    loaded = load_process(guarded(guard))
+
+    assert [(problem.code, str(problem.location)) for problem in loaded.problems] == [("SF332", GUARD_LOCATION)]
+    problem = loaded.problems[0]
+    assert problem.text.en == f"In the condition '{guard}', outcome.{subject} can never equal {value}: {detail}."
+    assert problem.hint is not None
+    assert problem.hint.en == f"Compare with one of the outcomes, e.g. outcome.{subject} == '{example}'."
+    assert loaded.errors == []
+
+
+def test_outcome_comparison_in_danish(load_process: LoadProcess) -> None:
+    loaded = load_process(guarded("outcome.decision_approval == 'godkendt'"))
+
+    assert [problem.text.da for problem in loaded.problems] == [
+        "I betingelsen 'outcome.decision_approval == 'godkendt'' kan outcome.decision_approval aldrig være lig med "
+        "'godkendt': trinnet 'decision_approval' er af typen approval, og dets udfald er approved, rejected, "
+        "skipped eller active."
+    ]
+
+
+@pytest.mark.parametrize(
+    "guard",
+    [
+        "outcome.decision_approval == 'rejected'",
+        "outcome.completeness_check == 'skipped'",
+        "outcome.completeness_check != 'active'",
+        "outcome.applicant_lookup in ['ceased', 'not_applicable']",
+        "outcome.receipt_letter == 'sent'",
+        "outcome.decision_approval == none",
+    ],
+)
+def test_outcomes_that_can_occur(load_process: LoadProcess, guard: str) -> None:
+    assert formatted(load_process(guarded(guard))) == []
+
+
+def test_unknown_outcome_step_in_transition(root: Path) -> None:
+    edit_skeleton(root, "outcome.decision_approval == 'approved'", "outcome.decison_approval == 'approved'")
+    write(root, DEMO_FILE, HEADER)
+    loaded = load_definitions(root)
+
+    assert [(problem.code, str(problem.location)) for problem in loaded.problems] == [
+        ("SF302", f"{SKELETON_FILE}:298:15")
+    ]
+    assert loaded.problems[0].hint is not None
+    assert loaded.problems[0].hint.en.endswith("(did you mean 'decision_approval'?).")
+    assert loaded.compiled == {}

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from engine.definitions.loader import LoadedDefinitions, load_definitions
 from tests.definitions.helpers import HEADER, formatted, write
+from tests.helpers import REPOSITORY
 
 PARENT = (
     HEADER
@@ -149,3 +151,32 @@ def test_child_changes_parent_step_deadline(root: Path) -> None:
 
     assert step.deadline is not None
     assert (step.deadline.value, step.deadline.unit) == (5, "working_days")
+
+
+def test_process_named_like_skeleton(root: Path) -> None:
+    # A process may not take a skeleton's id, because `extends` names processes and skeletons alike.
+    shutil.copy(REPOSITORY / "skeletons" / "tilsyn.yaml", root / "skeletons" / "tilsyn.yaml")
+    write(root, "processes/afgoerelse/tilsyn.yaml", HEADER.replace("process: demo", "process: tilsyn"))
+    variant = HEADER.replace("process: demo", "process: inspection").replace("extends: afgoerelse", "extends: tilsyn")
+    write(root, "processes/tilsyn/inspection.yaml", variant)
+    loaded = load_definitions(root)
+
+    assert formatted(loaded) == [
+        "processes/afgoerelse/tilsyn.yaml:1:10: SF301 Process 'tilsyn' is defined twice; first in the skeleton "
+        "skeletons/tilsyn.yaml:10:11. Processes and skeletons share ids, because 'extends' can name either; give "
+        "the process another id."
+    ]
+    assert loaded.problems[0].text.da == (
+        "Proces 'tilsyn' er defineret to gange; første gang i skelettet skeletons/tilsyn.yaml:10:11."
+    )
+    assert sorted(loaded.compiled) == ["inspection"]
+    assert loaded.compiled["inspection"].definition.skeleton == "tilsyn"
+    assert loaded.compiled["inspection"].definition.parents == []
+
+
+def test_process_named_like_broken_skeleton(root: Path) -> None:
+    write(root, "skeletons/tilsyn.yaml", "skeleton: tilsyn\ntitle: [\n")
+    write(root, "processes/afgoerelse/tilsyn.yaml", HEADER.replace("process: demo", "process: tilsyn"))
+    codes = [(problem.code, problem.location.file) for problem in load_definitions(root).problems]
+
+    assert ("SF301", "processes/afgoerelse/tilsyn.yaml") in codes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
@@ -186,7 +187,7 @@ def test_number_with_leading_zero(load_process: LoadProcess) -> None:
 
     assert problem.format("en") == (
         f"{DEMO_FILE}:9:11: SF107 The number 0450 has a leading zero, which YAML drops. "
-        "Put quotes around codes and postcodes: '0450'."
+        "The key takes a number; write it without leading zeros: 450."
     )
 
 
@@ -310,3 +311,76 @@ def test_problems_in_danish(load_process: LoadProcess) -> None:
     assert problem.format("da") == (
         f"{DEMO_FILE}:8:1: SF101 Nøglen 'title' står to gange; første gang på linje 3. Slet eller omdøb den ene."
     )
+
+
+def test_leading_zero_where_text_is_meant(load_process: LoadProcess) -> None:
+    text = demo(
+        """\
+        fields:
+          unit:
+            type: enum
+            label: {da: Enhed, en: Unit}
+            options:
+              - value: 0450
+                label: {da: Kode, en: Code}
+        """
+    )
+    loaded = load_process(text)
+    leading_zero = [problem for problem in loaded.problems if problem.code == "SF107"]
+
+    assert len(leading_zero) == 1, formatted(loaded)
+    assert leading_zero[0].hint is not None
+    assert leading_zero[0].hint.en == "The key takes text; put quotes around the value: '0450'."
+    assert leading_zero[0].hint.da == "Nøglen tager tekst; sæt anførselstegn om værdien: '0450'."
+
+
+def test_leading_zero_in_number_key(load_process: LoadProcess) -> None:
+    text = demo(
+        """\
+        fields:
+          count:
+            type: integer
+            label: {da: Antal, en: Count}
+            min: 00
+        """
+    )
+    problem = single(load_process(text))
+
+    assert problem.format("en") == (
+        f"{DEMO_FILE}:12:10: SF107 The number 00 has a leading zero, which YAML drops. "
+        "The key takes a number; write it without leading zeros: 0."
+    )
+
+
+def test_leading_zero_where_any_value_is_allowed(load_process: LoadProcess) -> None:
+    text = demo("fields:\n  postcode:\n    type: postcode\n    label: {da: Postnr., en: Postcode}\n    example: 0450\n")
+    problem = single(load_process(text))
+
+    assert problem.hint is not None
+    assert problem.hint.en == (
+        "Write the number without leading zeros if it is a number; put quotes around codes and postcodes: '0450'."
+    )
+
+
+def test_date_that_does_not_exist(load_process: LoadProcess) -> None:
+    text = demo("fields:\n  expiry:\n    type: date\n    label: {da: Udløb, en: Expiry}\n    example: 2024-13-45\n")
+    problem = single(load_process(text))
+
+    assert problem.format("en") == (
+        f"{DEMO_FILE}:12:14: SF100 YAML syntax error: '2024-13-45' is not a valid date. Write a date that exists as "
+        "YYYY-MM-DD, or put quotes around the value if it is text: '2024-13-45'."
+    )
+    assert problem.hint is not None
+    assert problem.hint.da == (
+        "Skriv en dato, der findes, som ÅÅÅÅ-MM-DD, eller sæt anførselstegn om værdien, hvis den er tekst: "
+        "'2024-13-45'."
+    )
+
+
+def test_root_without_processes_folder(tmp_path: Path) -> None:
+    shutil.copytree(REPOSITORY / "skeletons", tmp_path / "skeletons")
+
+    loaded = load_definitions(tmp_path)
+
+    assert formatted(loaded) == []
+    assert loaded.compiled == {}

@@ -377,7 +377,8 @@ def test_unknown_field_type(load_process: LoadProcess) -> None:
     problem = single(load_process(text))
 
     assert problem.format("en") == (
-        f"{DEMO_FILE}:10:11: SF304 The field type 'txt' does not exist. Known types: {', '.join(sorted(FIELD_TYPES))}."
+        f"{DEMO_FILE}:10:11: SF304 The field type 'txt' does not exist. Known types: {', '.join(sorted(FIELD_TYPES))} "
+        "(did you mean 'text'?)."
     )
 
 
@@ -423,7 +424,7 @@ def test_field_override_of_unknown_field(load_process: LoadProcess) -> None:
     assert str(problem.location) == f"{DEMO_FILE}:9:3"
     assert problem.text.en == "The field 'applicant_age' does not exist."
     assert problem.hint is not None
-    assert problem.hint.en == f"Known fields: {FIELD_NAMES}."
+    assert problem.hint.en == f"Known fields: {FIELD_NAMES} (did you mean 'applicant_name'?)."
 
 
 def test_field_override_requiring_caseworker_field(load_process: LoadProcess) -> None:
@@ -445,7 +446,8 @@ def test_transition_to_unknown_phase(root: Path) -> None:
     loaded = load_definitions(root)
 
     assert formatted(loaded) == [
-        f"{SKELETON_FILE}:241:13: SF305 The phase 'hearing' does not exist. Known phases: {PHASE_IDS}.",
+        f"{SKELETON_FILE}:241:13: SF305 The phase 'hearing' does not exist. Known phases: {PHASE_IDS} "
+        "(did you mean 'hoering'?).",
         # The renamed transition was the only way into the consultation phase.
         f"{SKELETON_FILE}:245:9: SF323 The phase 'hoering' cannot be reached from the first phase 'receipt'. "
         "Add a transition to the phase from another phase, or remove it.",
@@ -593,7 +595,7 @@ def test_unknown_letter(load_process: LoadProcess) -> None:
 
     assert problem.format("en") == (
         f"{DEMO_FILE}:13:15: SF310 The letter 'postcard' does not exist. Known letters: decision, "
-        "information_request, receipt."
+        "information_request, receipt. A new letter is declared under 'letters' with both 'label' and 'template'."
     )
 
 
@@ -708,9 +710,13 @@ def test_locked_letter_open_block_overridden(root: Path, load_process: LoadProce
 
 
 def test_new_letter_without_label(load_process: LoadProcess) -> None:
+    # Without both label and template the name is taken as an inherited letter, which does not exist.
     problem = single(load_process(demo("letters:\n  postcard:\n    template: {da: demo/postcard.da.md.j2}\n")))
 
-    assert problem.format("en") == f"{DEMO_FILE}:9:3: SF201 The key 'label' is missing. Add 'label:' here."
+    assert problem.format("en") == (
+        f"{DEMO_FILE}:9:3: SF310 The letter 'postcard' does not exist. Known letters: decision, "
+        "information_request, receipt. A new letter is declared under 'letters' with both 'label' and 'template'."
+    )
 
 
 # Roles, steps, deadlines, approvals -------------------------------------------------------------
@@ -871,3 +877,167 @@ def test_three_mistakes_reported_by_line(load_process: LoadProcess) -> None:
         ("SF304", f"{DEMO_FILE}:15:11"),
     ]
     assert loaded.compiled == {}
+
+
+# Letters a process names ---------------------------------------------------------------------
+
+
+def test_misspelt_inherited_letter(load_process: LoadProcess) -> None:
+    loaded = load_process(demo("letters:\n  decison:\n    template: {da: demo/decision.da.md.j2}\n"))
+    problem = single(loaded)
+
+    assert problem.format("en") == (
+        f"{DEMO_FILE}:9:3: SF310 The letter 'decison' does not exist. Known letters: decision, information_request, "
+        "receipt (did you mean 'decision'?). A new letter is declared under 'letters' with both 'label' and "
+        "'template'."
+    )
+    assert loaded.compiled == {}
+
+
+def test_new_letter_never_sent(root: Path, load_process: LoadProcess) -> None:
+    write(root, "processes/afgoerelse/demo/reminder.da.md.j2", "Påmindelse til {{ applicant_name }}\n")
+    letter = (
+        "letters:\n  reminder:\n    label: {da: Påmindelse, en: Reminder}\n    template: {da: demo/reminder.da.md.j2}\n"
+    )
+    loaded = load_process(demo(letter))
+    problem = single(loaded)
+
+    assert problem.format("en") == (
+        f"{DEMO_FILE}:9:3: SF333 warning: The letter 'reminder' is declared, but no step sends it. Add a step with "
+        "'kind: letter' and 'letter: reminder', or remove the letter."
+    )
+    assert problem.text.da == "Brevet 'reminder' er erklæret, men intet trin sender det."
+    assert sorted(loaded.compiled) == ["demo"]
+
+
+# Steps at an unknown anchor ---------------------------------------------------------------------
+
+
+def test_step_at_unknown_anchor_is_still_checked(load_process: LoadProcess) -> None:
+    step = (
+        "      id: extra\n      kind: task\n      role: casewroker\n      label: {da: A, en: B}\n"
+        "      when: aplication_complete\n      deadline: {value: 2, unit: weeks, rule: lax}\n"
+        "      form:\n        - field: assesment_note\n"
+    )
+    loaded = load_process(demo(inserted_step(step, after="fact_asessment")))
+
+    assert [(problem.code, str(problem.location)) for problem in loaded.problems] == [
+        ("SF302", f"{DEMO_FILE}:9:19"),
+        ("SF314", f"{DEMO_FILE}:13:13"),
+        ("SF306", f"{DEMO_FILE}:15:13"),
+        ("SF317", f"{DEMO_FILE}:16:17"),
+        ("SF306", f"{DEMO_FILE}:18:18"),
+    ]
+    assert loaded.problems[0].hint is not None
+    assert loaded.problems[0].hint.en.endswith("(did you mean 'fact_assessment'?).")
+
+
+def test_steps_depending_on_unplaced_step(load_process: LoadProcess) -> None:
+    # Only the unknown anchor is reported: the second insert, the approval, the deadline and the
+    # guard all name the step that could not be placed.
+    text = demo(
+        """\
+        steps:
+          - insert_before: drafting
+            step: {id: extra, kind: task, role: caseworker, label: {da: A, en: B}}
+          - insert_after: extra
+            step:
+              id: extra_approval
+              kind: approval
+              role: approver
+              eyes: 4
+              approves: extra
+              when: "outcome.extra == 'done'"
+              label: {da: A, en: B}
+        step_deadlines:
+          extra: {value: 3, unit: weeks}
+        """
+    )
+    loaded = load_process(text)
+
+    assert [(problem.code, str(problem.location)) for problem in loaded.problems] == [
+        ("SF302", f"{DEMO_FILE}:9:20"),
+    ]
+
+
+def test_unplaced_step_with_taken_id(load_process: LoadProcess) -> None:
+    step = "      id: closing_check\n      kind: task\n      role: caseworker\n      label: {da: A, en: B}\n"
+    loaded = load_process(demo(inserted_step(step, after="nowhere")))
+
+    assert [problem.code for problem in loaded.problems] == ["SF302", "SF301"]
+    assert loaded.problems[1].text.en == f"Step 'closing_check' is defined twice; first in {SKELETON_FILE}:315:9."
+
+
+def test_unplaced_replacement_is_checked(load_process: LoadProcess) -> None:
+    text = demo(
+        """\
+        steps:
+          - replace: decison_approval
+            step: {id: decison_approval, kind: approval, role: approver, approves: drafting, label: {da: A, en: B}}
+        """
+    )
+    loaded = load_process(text)
+
+    assert [problem.code for problem in loaded.problems] == ["SF302", "SF315", "SF302"]
+    assert loaded.problems[0].hint is not None
+    assert loaded.problems[0].hint.en.endswith("(did you mean 'decision_approval'?).")
+    assert loaded.problems[1].text.en.endswith("a step of kind 'approval' needs 'eyes'.")
+    assert loaded.problems[2].text.en == "The step 'drafting' does not exist."
+
+
+# Did-you-mean suggestions ----------------------------------------------------------------------
+
+
+def test_field_type_suggestion_ignores_case(load_process: LoadProcess) -> None:
+    problem = single(load_process(demo("fields:\n  count:\n    type: Integer\n    label: {da: A, en: B}\n")))
+
+    assert problem.code == "SF304"
+    assert problem.hint is not None
+    assert problem.hint.en.endswith("(did you mean 'integer'?).")
+
+
+def test_unknown_guard_name_suggestion(load_process: LoadProcess) -> None:
+    step = "      id: extra\n      kind: task\n      role: caseworker\n      when: Application_complete\n"
+    problem = single(load_process(demo(inserted_step(step + "      label: {da: A, en: B}\n"))))
+
+    assert problem.code == "SF306"
+    assert problem.hint is not None
+    assert problem.hint.en.endswith("(did you mean 'application_complete'?).")
+
+
+def test_step_deadline_suggestion(load_process: LoadProcess) -> None:
+    problem = single(load_process(demo("step_deadlines:\n  information_recieved: {value: 3, unit: weeks}\n")))
+
+    assert problem.hint is not None
+    assert problem.hint.en == f"Known steps: {STEP_IDS} (did you mean 'information_received'?)."
+
+
+def test_no_suggestion_when_nothing_is_close(load_process: LoadProcess) -> None:
+    step = "      id: extra\n      kind: task\n      role: caseworker\n      label: {da: A, en: B}\n"
+    problem = single(load_process(demo(inserted_step(step, after="xyz"))))
+
+    assert problem.hint is not None
+    assert "did you mean" not in problem.hint.en
+
+
+# Locked steps ----------------------------------------------------------------------------------
+
+
+def test_locked_approval_replaced_without_eyes(load_process: LoadProcess) -> None:
+    text = demo(
+        """\
+        steps:
+          - replace: decision_approval
+            step:
+              id: decision_approval
+              kind: task
+              role: approver
+              label: {da: Godkend, en: Approve}
+        """
+    )
+    problem = single(load_process(text))
+
+    assert problem.code == "SF329"
+    assert "the replacement has no 'eyes', and the step has 4 eyes" in problem.text.en
+    assert "None" not in problem.text.en
+    assert "erstatningen har ingen 'eyes', og trinnet har 4 øjne" in problem.text.da

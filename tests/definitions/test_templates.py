@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
+from engine.adapters.cvr import FakeCompanyRegister
+from engine.adapters.digital_post import MemoryDigitalPost
+from engine.adapters.species import OfflineSpeciesPlus
 from engine.definitions.loader import load_definitions
 from engine.definitions.resolve import LETTER_CHECK_ENVIRONMENT
 from engine.definitions.templates import LetterRenderer
+from engine.definitions.validate import LETTER_OBJECT_KEYS
+from engine.runtime.letters import letter_context
+from engine.runtime.services import Services
+from engine.storage.tables import Case
 from tests.definitions.conftest import LoadProcess
 from tests.definitions.helpers import DEMO_FILE, SKELETON_FILE, demo, formatted, single, write
+from tests.helpers import REPOSITORY
 
 RECEIPT_LETTER = """\
 letters:
@@ -213,6 +223,117 @@ def test_every_template_problem_has_hint(root: Path, load_process: LoadProcess) 
         assert problem.code == "SF311"
         assert problem.hint is not None
         assert problem.hint.da != problem.hint.en
+
+
+# Attributes of the letter's objects and the label filter ------------------------------------
+
+
+def test_misspelt_case_attribute(root: Path, load_process: LoadProcess) -> None:
+    write(root, RECEIPT_TEMPLATE, "Kære {{ applicant_name }}\n\nJournalnummer: {{ case.journal_nummer }}\n")
+    loaded = load_process(demo(RECEIPT_LETTER))
+    problem = single(loaded)
+
+    assert problem.format("en") == (
+        f"{RECEIPT_TEMPLATE}:3:1: SF312 The letter template '{RECEIPT_TEMPLATE}' (letter 'receipt') uses the "
+        "unknown variable 'case.journal_nummer'. Known variables: case.journal_number, case.title, case.received, "
+        "case.processing_deadline, case.language (did you mean 'case.journal_number'?)."
+    )
+    assert problem.hint is not None
+    assert problem.hint.da.endswith("(mente du 'case.journal_number'?).")
+    assert loaded.compiled == {}
+
+
+@pytest.mark.parametrize(
+    ("expression", "name", "suggestion"),
+    [
+        ("process.titel", "process.titel", "process.title"),
+        ("authority.adress", "authority.adress", "authority.address"),
+        ("appeal['periode']", "appeal.periode", "appeal.period"),
+        ("recipient.cvr", "recipient.cvr", None),
+    ],
+)
+def test_unknown_object_attribute(
+    root: Path, load_process: LoadProcess, expression: str, name: str, suggestion: str | None
+) -> None:
+    write(root, RECEIPT_TEMPLATE, f"{{{{ {expression} }}}}\n")
+    problem = single(load_process(demo(RECEIPT_LETTER)))
+
+    assert problem.code == "SF312"
+    assert problem.text.en.endswith(f"uses the unknown variable '{name}'.")
+    assert problem.hint is not None
+    if suggestion is None:
+        assert "did you mean" not in problem.hint.en
+    else:
+        assert problem.hint.en.endswith(f"(did you mean '{suggestion}'?).")
+
+
+def test_every_object_attribute_is_accepted(root: Path, load_process: LoadProcess) -> None:
+    lines = [f"{{{{ {name}.{key} }}}}" for name, keys in LETTER_OBJECT_KEYS.items() for key in keys]
+    write(root, RECEIPT_TEMPLATE, "\n".join(lines) + "\n{{ deadlines.information_received }}\n")
+
+    assert formatted(load_process(demo(RECEIPT_LETTER))) == []
+
+
+def test_object_name_assigned_in_template_is_not_checked(root: Path, load_process: LoadProcess) -> None:
+    text = (
+        "{% set recipient = {'title': applicant_name} %}{{ recipient.title }}\n"
+        "{% for case in [decision_text] %}{{ case.upper() }}{% endfor %}\n"
+    )
+    write(root, RECEIPT_TEMPLATE, text)
+
+    assert formatted(load_process(demo(RECEIPT_LETTER))) == []
+
+
+def test_object_keys_match_letter_context() -> None:
+    # The keys validation accepts must be the keys the runtime gives every letter.
+    process = load_definitions(REPOSITORY).compiled["cites-import"]
+    now = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
+    case = Case(data={}, journal_number="2026-000001", title="T", received_at=now, language="da")
+    services = Services(species=OfflineSpeciesPlus(), companies=FakeCompanyRegister(), digital_post=MemoryDigitalPost())
+    context = letter_context(case, process, services, now, "da")
+
+    for name, keys in LETTER_OBJECT_KEYS.items():
+        assert sorted(context[name]) == sorted(keys), name
+
+
+def test_label_filter_with_unknown_field(root: Path, load_process: LoadProcess) -> None:
+    write(root, RECEIPT_TEMPLATE, "Kære {{ applicant_name }}\n{{ decision_outcome | label('decison_outcome') }}\n")
+    problem = single(load_process(demo(RECEIPT_LETTER)))
+
+    assert problem.format("en") == (
+        f"{RECEIPT_TEMPLATE}:2:1: SF311 The letter template '{RECEIPT_TEMPLATE}' (letter 'receipt') cannot be used: "
+        "the filter label names the field 'decison_outcome', which does not exist. Name an enum field of the "
+        "process: decision_outcome (did you mean 'decision_outcome'?)."
+    )
+    assert problem.format("da").endswith(
+        "filteret label nævner feltet 'decison_outcome', som ikke findes. Nævn et enum-felt i processen: "
+        "decision_outcome (mente du 'decision_outcome'?)."
+    )
+
+
+def test_label_filter_with_field_of_other_type(root: Path, load_process: LoadProcess) -> None:
+    write(root, RECEIPT_TEMPLATE, "{{ decision_text | label(field='decision_text') }}\n")
+    problem = single(load_process(demo(RECEIPT_LETTER)))
+
+    assert problem.code == "SF311"
+    assert problem.text.en.endswith(
+        "the filter label names the field 'decision_text' of type text, but label shows only the labels of an enum "
+        "field's options."
+    )
+
+
+def test_label_filter_without_field(root: Path, load_process: LoadProcess) -> None:
+    write(root, RECEIPT_TEMPLATE, "{{ decision_outcome | label }}\n")
+    problem = single(load_process(demo(RECEIPT_LETTER)))
+
+    assert problem.code == "SF311"
+    assert problem.text.en.endswith("the filter label lacks the name of an enum field.")
+
+
+def test_label_filter_with_enum_field(root: Path, load_process: LoadProcess) -> None:
+    write(root, RECEIPT_TEMPLATE, "{{ decision_outcome | label('decision_outcome') }}\n")
+
+    assert formatted(load_process(demo(RECEIPT_LETTER))) == []
 
 
 # The case title ------------------------------------------------------------------------------
