@@ -324,16 +324,19 @@ def _skeleton_id(path: Path, source: SourceFile | None) -> str:
     return declared if isinstance(declared, str) else path.stem
 
 
+def _requested_files(root: Path, paths: Sequence[Path] | None) -> list[Path]:
+    if paths:
+        return _yaml_files(paths)
+    # A root with skeletons but no processes yet is valid; it just deploys nothing.
+    return _yaml_files([root / PROCESSES_DIR]) if (root / PROCESSES_DIR).is_dir() else []
+
+
 def load_definitions(root: Path, paths: Sequence[Path] | None = None) -> LoadedDefinitions:
     """Load every skeleton under `root` and the processes in `paths` (default: all of them)."""
     result = LoadedDefinitions(root=root)
 
     skeleton_files = _yaml_files([root / SKELETONS_DIR])
-    if paths:
-        requested = _yaml_files(paths)
-    else:
-        # A root with skeletons but no processes yet is valid; it just deploys nothing.
-        requested = _yaml_files([root / PROCESSES_DIR]) if (root / PROCESSES_DIR).is_dir() else []
+    requested = _requested_files(root, paths)
     skeleton_paths = {path.resolve() for path in skeleton_files}
     process_files = [path for path in requested if path.resolve() not in skeleton_paths]
 
