@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, nodes
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import TemplateError, nodes
 
 from engine.definitions.model import (
     Check,
@@ -35,33 +34,13 @@ from engine.definitions.model import (
 )
 from engine.definitions.problems import Location, Problem, known_names, make_problem
 from engine.definitions.source import Loc, SourceFile
-from engine.definitions.templates import format_amount, format_country, format_date
+from engine.definitions.templates import letter_environment
 from engine.i18n import Language, Text
 
 MAX_TEMPLATE_BYTES = 200_000
 
 
-def letter_check_environment() -> SandboxedEnvironment:
-    """Build an environment that parses and compiles letter templates as the letter renderer does.
-
-    It has the renderer's lexer settings and filter names (`date`, `kr`, `country`, `label`), so a
-    template that passes here compiles there. It is only used to check templates, never to render.
-    """
-    environment = SandboxedEnvironment(
-        autoescape=False,
-        undefined=StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    environment.filters["date"] = format_date
-    environment.filters["kr"] = format_amount
-    environment.filters["country"] = format_country
-    environment.filters["label"] = lambda value, field: value
-    return environment
-
-
-LETTER_CHECK_ENVIRONMENT = letter_check_environment()
+LETTER_CHECK_ENVIRONMENT = letter_environment()
 
 SourceKey = tuple[str, ...]
 

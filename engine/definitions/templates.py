@@ -137,7 +137,12 @@ class TemplateInfo:
     variables: frozenset[str]
 
 
-def _base_environment(loader: DictLoader | None = None) -> SandboxedEnvironment:
+def letter_environment(loader: DictLoader | None = None) -> SandboxedEnvironment:
+    """Build the sandboxed environment letters render in: lexer settings and filters.
+
+    Validation compiles templates in an environment from this function too, so a template
+    that passes validation compiles when a letter is rendered.
+    """
     environment = SandboxedEnvironment(
         loader=loader,
         autoescape=False,
@@ -155,7 +160,7 @@ def _base_environment(loader: DictLoader | None = None) -> SandboxedEnvironment:
     return environment
 
 
-_ANALYSIS = _base_environment()
+_ANALYSIS = letter_environment()
 _TITLES = SandboxedEnvironment(autoescape=False, finalize=lambda value: "" if value is None else value)
 
 
@@ -202,7 +207,7 @@ class LetterRenderer:
         self._environments: dict[Language, SandboxedEnvironment] = {}
         loader = DictLoader(dict(templates))
         for language in LANGUAGES:
-            environment = _base_environment(loader)
+            environment = letter_environment(loader)
             environment.filters["date"] = partial(format_date, language=language)
             environment.filters["kr"] = partial(format_amount, language=language)
             environment.filters["country"] = partial(format_country, language=language)

@@ -46,13 +46,12 @@ from engine.definitions.resolve import (
     LETTER_CHECK_ENVIRONMENT,
     SourceKey,
     SourceMap,
-    letter_check_environment,
     phase_key,
     step_key,
     template_references,
     transition_key,
 )
-from engine.definitions.templates import LETTER_NAMES, title_template
+from engine.definitions.templates import LETTER_NAMES, letter_environment, title_template
 from engine.i18n import Text
 
 
@@ -393,7 +392,7 @@ def _undeclared(source: str, name: str, filters: set[str], tests: set[str]) -> s
     """
     environment = LETTER_CHECK_ENVIRONMENT
     if filters or tests:
-        environment = letter_check_environment()
+        environment = letter_environment()
         for filter_name in filters:
             environment.filters[filter_name] = lambda value, *args, **kwargs: value
         for test_name in tests:
