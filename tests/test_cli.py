@@ -41,7 +41,7 @@ def test_upgrade_deploy_and_redeploy(environment: dict[str, str]) -> None:
     first = invoke(environment, "deploy")
     second = invoke(environment, "deploy")
 
-    assert upgraded == (0, "Databasen er på version 0001.\n")
+    assert upgraded == (0, "Databasen er på version 0002.\n")
     assert first[0] == 0
     assert "cites-import v1" in first[1]
     assert "1 ny version, 0 uændrede." in first[1]

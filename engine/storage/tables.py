@@ -19,11 +19,13 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -69,6 +71,7 @@ class CaseStatus(StrEnum):
 
 class StepStatus(StrEnum):
     ACTIVE = "active"
+    WAITING = "waiting"  # a hearing or timer that runs by itself until replies or a due time
     DONE = "done"
     SKIPPED = "skipped"
 
@@ -76,6 +79,8 @@ class StepStatus(StrEnum):
 class DocumentKind(StrEnum):
     APPLICATION = "application"
     LETTER = "letter"
+    UPLOAD = "upload"
+    HEARING_REPLY = "hearing_reply"
 
 
 class DocumentStatus(StrEnum):
@@ -88,6 +93,11 @@ class OutboxStatus(StrEnum):
     PENDING = "pending"
     SENT = "sent"
     FAILED = "failed"
+
+
+class HearingStatus(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
 
 
 class Base(DeclarativeBase):
@@ -129,6 +139,14 @@ class Case(Base):
     __table_args__ = (
         UniqueConstraint("journal_year", "journal_sequence"),
         Index("ix_cases_process_id_status", "process_id", "status"),
+        Index(
+            "uq_cases_open_duplicate_key",
+            "duplicate_key",
+            unique=True,
+            sqlite_where=text("status = 'open' AND duplicate_key IS NOT NULL"),
+            postgresql_where=text("status = 'open' AND duplicate_key IS NOT NULL"),
+        ),
+        Index("ix_cases_status_processing_deadline_at", "status", "processing_deadline_at"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -148,6 +166,11 @@ class Case(Base):
     closed_at: Mapped[datetime | None]
     processing_deadline_at: Mapped[datetime | None]
     document_count: Mapped[int] = mapped_column(Integer, default=0)
+    team: Mapped[str | None] = mapped_column(String(64), index=True)
+    assignee: Mapped[str | None] = mapped_column(String(200), index=True)
+    # Identifies the applicant and key fields; at most one open case per key (see the index below).
+    duplicate_key: Mapped[str | None] = mapped_column(String(64))
+    escalated_at: Mapped[datetime | None]
     version: Mapped[int] = mapped_column(Integer)
 
     # The engine sets the version itself, once per command (`CaseCommand.finish`); SQLAlchemy
@@ -159,7 +182,10 @@ class CaseStep(Base):
     """One step instance of a case's checklist; a phase entered twice gets a new round."""
 
     __tablename__ = "case_steps"
-    __table_args__ = (UniqueConstraint("case_id", "phase", "round", "step_id"),)
+    __table_args__ = (
+        UniqueConstraint("case_id", "phase", "round", "step_id"),
+        Index("ix_case_steps_status_due_at", "status", "due_at"),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
@@ -176,6 +202,8 @@ class CaseStep(Base):
     due_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
     completed_by: Mapped[str | None] = mapped_column(String(200))
+    assignee: Mapped[str | None] = mapped_column(String(200))
+    escalated_at: Mapped[datetime | None]
 
 
 class Document(Base):
@@ -194,6 +222,10 @@ class Document(Base):
     content_type: Mapped[str] = mapped_column(String(100))
     body_text: Mapped[str] = mapped_column(Text)
     body_html: Mapped[str | None] = mapped_column(Text)
+    # An uploaded file's bytes; letters and applications keep their text in body_text.
+    content: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    filename: Mapped[str | None] = mapped_column(String(255))
+    size: Mapped[int | None] = mapped_column(Integer)
     sha256: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))
     recipient: Mapped[dict[str, Any] | None] = mapped_column(Json)
@@ -252,6 +284,95 @@ class CaseEvent(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
+class OutboxAttempt(Base):
+    """One try to deliver an outbox message, kept for the record whether it succeeded or not."""
+
+    __tablename__ = "outbox_attempts"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("outbox.id", ondelete="CASCADE"), index=True)
+    attempted_at: Mapped[datetime]
+    succeeded: Mapped[bool] = mapped_column(Boolean)
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    worker: Mapped[str] = mapped_column(String(200))
+
+
+class CaseNote(Base):
+    """A note on a case (offentlighedsloven § 13: oral information that matters is written down)."""
+
+    __tablename__ = "case_notes"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+
+
+class CaseMessage(Base):
+    """A chat message between the people working on a case."""
+
+    __tablename__ = "case_messages"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+
+
+class Hearing(Base):
+    """A hearing (høring) or party hearing (partshøring) opened from a step of a case."""
+
+    __tablename__ = "hearings"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    step_instance_id: Mapped[int] = mapped_column(ForeignKey("case_steps.id"), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default=HearingStatus.OPEN)
+    deadline_at: Mapped[datetime]
+    merged: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    opened_by: Mapped[str] = mapped_column(String(200))
+    opened_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+
+
+class HearingParty(Base):
+    """A party asked in a hearing, with the single-use token of its reply link (only its hash is kept)."""
+
+    __tablename__ = "hearing_parties"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    hearing_id: Mapped[int] = mapped_column(ForeignKey("hearings.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    id_type: Mapped[str] = mapped_column(String(8))
+    party_id: Mapped[str] = mapped_column(String(32))
+    email: Mapped[str | None] = mapped_column(String(254))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    letter_document_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id"))
+    reply_document_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id"))
+
+
+class User(Base):
+    """A person or an integration that may hold tokens; roles and teams are read at each request."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16), default="person")
+    roles: Mapped[list[Any]] = mapped_column(Json)
+    # Teams whose cases the user sees; "*" sees every team's cases.
+    teams: Mapped[list[Any]] = mapped_column(Json)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+
+
 class ApiToken(Base):
     """A bearer token; only its SHA-256 is stored."""
 
@@ -262,6 +383,8 @@ class ApiToken(Base):
     user_name: Mapped[str] = mapped_column(String(200), index=True)
     roles: Mapped[list[Any]] = mapped_column(Json)
     label: Mapped[str | None] = mapped_column(String(200))
+    # For integration tokens: the operations allowed, e.g. ["cases:read", "cases:submit"]; None allows all.
+    scopes: Mapped[list[Any] | None] = mapped_column(Json)
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
