@@ -14,17 +14,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from typing import Annotated, Any, Literal
 
-from fastapi import BackgroundTasks, Depends, FastAPI, Header, Path, Query, Request, Response
+from fastapi import BackgroundTasks, FastAPI, Header, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from starlette.concurrency import run_in_threadpool
 
+from api import hearings, people, records
+from api.deps import ActorDep, LanguageDep, expected_version, with_etag
 from api.errors import SafeJSONResponse, install_error_handlers
-from api.language import request_language
 from api.limits import BodySizeLimit
 from engine import __version__
-from engine.auth import Actor
-from engine.errors import BadRequest
-from engine.i18n import Language, Text
 from engine.service import Sagsflow
 from engine.settings import Settings
 
@@ -55,54 +53,6 @@ class ApproveRequest(BaseModel):
     decision: Literal["approve", "reject"]
     comment: str | None = Field(default=None, max_length=5000)
     version: StrictInt | None = Field(default=None, ge=1)
-
-
-def _service(request: Request) -> Sagsflow:
-    service: Sagsflow = request.app.state.service
-    return service
-
-
-def _actor(request: Request, authorization: Annotated[str | None, Header()] = None) -> Actor:
-    token = None
-    if authorization:
-        scheme, _, value = authorization.partition(" ")
-        if scheme.lower() == "bearer":
-            token = value.strip()
-    return _service(request).authenticate(token)
-
-
-ServiceDep = Annotated[Sagsflow, Depends(_service)]
-ActorDep = Annotated[Actor, Depends(_actor)]
-LanguageDep = Annotated[Language, Depends(request_language)]
-
-
-def _expected_version(body_version: int | None, if_match: str | None) -> int | None:
-    header_version: int | None = None
-    if if_match:
-        text = if_match.strip().removeprefix("W/").strip('"')
-        if not (text.isascii() and text.isdigit() and len(text) <= 9):
-            raise BadRequest(
-                Text(
-                    f'If-Match skal være sagens version, fx "3", ikke {if_match}.',
-                    f'If-Match must be the case version, e.g. "3", not {if_match}.',
-                ),
-                field="If-Match",
-            )
-        header_version = int(text)
-    if body_version is not None and header_version is not None and body_version != header_version:
-        raise BadRequest(
-            Text(
-                f"Versionen i If-Match ({header_version}) og i indholdet ({body_version}) er forskellige.",
-                f"The version in If-Match ({header_version}) differs from the one in the body ({body_version}).",
-            ),
-            field="version",
-        )
-    return body_version if body_version is not None else header_version
-
-
-def _with_etag(response: Response, view: dict[str, Any]) -> dict[str, Any]:
-    response.headers["ETag"] = f'"{view["version"]}"'
-    return view
 
 
 def create_app(service: Sagsflow, settings: Settings | None = None, *, dispatch_interval: float = 15.0) -> FastAPI:
@@ -141,6 +91,8 @@ def create_app(service: Sagsflow, settings: Settings | None = None, *, dispatch_
         lifespan=lifespan,
     )
     app.state.service = service
+    for feature in (records, hearings, people):
+        app.include_router(feature.router)
     app.state.default_language = settings.language
     app.add_middleware(BodySizeLimit)
     install_error_handlers(app)
@@ -172,7 +124,7 @@ def create_app(service: Sagsflow, settings: Settings | None = None, *, dispatch_
         view = service.submit(actor, body.process, body.data, body.language or language)
         response.headers["Location"] = f"/cases/{view['id']}"
         tasks.add_task(dispatch_letters)
-        return _with_etag(response, view)
+        return with_etag(response, view)
 
     @app.get("/cases", tags=["cases"])
     def list_cases(
@@ -190,7 +142,7 @@ def create_app(service: Sagsflow, settings: Settings | None = None, *, dispatch_
 
     @app.get("/cases/{case_ref}", tags=["cases"])
     def get_case(case_ref: str, actor: ActorDep, language: LanguageDep, response: Response) -> dict[str, Any]:
-        return _with_etag(response, service.get_case(actor, case_ref, language))
+        return with_etag(response, service.get_case(actor, case_ref, language))
 
     @app.post("/cases/{case_ref}/steps/{step_id}/complete", tags=["cases"])
     def complete_step(
@@ -203,10 +155,10 @@ def create_app(service: Sagsflow, settings: Settings | None = None, *, dispatch_
         tasks: BackgroundTasks,
         if_match: Annotated[str | None, Header()] = None,
     ) -> dict[str, Any]:
-        expected = _expected_version(body.version, if_match)
+        expected = expected_version(body.version, if_match)
         view = service.complete_step(actor, case_ref, step_id, body.data, expected, language)
         tasks.add_task(dispatch_letters)
-        return _with_etag(response, view)
+        return with_etag(response, view)
 
     @app.post("/cases/{case_ref}/steps/{step_id}/approve", tags=["cases"])
     def approve_step(
@@ -219,10 +171,10 @@ def create_app(service: Sagsflow, settings: Settings | None = None, *, dispatch_
         tasks: BackgroundTasks,
         if_match: Annotated[str | None, Header()] = None,
     ) -> dict[str, Any]:
-        expected = _expected_version(body.version, if_match)
+        expected = expected_version(body.version, if_match)
         view = service.approve(actor, case_ref, step_id, body.decision, body.comment, expected, language)
         tasks.add_task(dispatch_letters)
-        return _with_etag(response, view)
+        return with_etag(response, view)
 
     @app.get("/cases/{case_ref}/letters", tags=["documents"])
     def list_letters(case_ref: str, actor: ActorDep) -> list[dict[str, Any]]:

@@ -8,22 +8,19 @@ set `SAGSFLOW_DEBUG=1` to see tracebacks of unexpected failures.
 
 from __future__ import annotations
 
-import getpass
 import json
 import logging
-import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from engine.auth import Actor
+from cli import people, records, worker
+from cli.common import configure_logging, count, open_service, operator, reported_errors, say, state
 from engine.definitions.loader import LoadedDefinitions, find_root, load_definitions
-from engine.errors import DefinitionError, SagsflowError
-from engine.i18n import Language, parse_language
+from engine.errors import DefinitionError
+from engine.i18n import parse_language
 from engine.settings import Settings
 
 app = typer.Typer(
@@ -41,6 +38,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(case_app, name="case")
 app.add_typer(token_app, name="token")
 app.add_typer(outbox_app, name="outbox")
+for feature in (records, people, worker):
+    feature.register(app)
 
 logger = logging.getLogger("sagsflow.cli")
 
@@ -57,29 +56,6 @@ class CaseStatusChoice(StrEnum):
     CLOSED = "closed"
 
 
-class State:
-    language: Language = "da"
-    settings: Settings = Settings()
-
-
-state = State()
-
-
-def _say(da: str, en: str) -> str:
-    return en if state.language == "en" else da
-
-
-def _count(number: int, singular: str, plural: str) -> str:
-    return f"{number} {singular if number == 1 else plural}"
-
-
-def _configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # transitions logs every callback at INFO; its warnings and errors are enough here.
-    logging.getLogger("transitions").setLevel(logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-
-
 @app.callback()
 def main(
     lang: Annotated[
@@ -90,60 +66,12 @@ def main(
     state.language = parse_language(lang, state.settings.language) if lang else state.settings.language
 
 
-@contextmanager
-def _errors() -> Iterator[None]:
-    """Print a `SagsflowError` as one message and exit 1; anything else as an internal error."""
-    try:
-        yield
-    except SagsflowError as error:
-        typer.echo(f"{_say('Fejl', 'Error')}: {error.message(state.language)}", err=True)
-        hint = getattr(error, "hint", None)
-        if hint is not None:
-            typer.echo(hint.get(state.language), err=True)
-        raise typer.Exit(1) from None
-    except typer.Exit:
-        raise
-    except Exception as error:
-        if os.environ.get("SAGSFLOW_DEBUG"):
-            raise
-        typer.echo(
-            _say(
-                f"Intern fejl: {type(error).__name__}: {error}. Kør igen med SAGSFLOW_DEBUG=1 for detaljer.",
-                f"Internal error: {type(error).__name__}: {error}. Run again with SAGSFLOW_DEBUG=1 for details.",
-            ),
-            err=True,
-        )
-        raise typer.Exit(2) from None
-
-
-def _service() -> Any:
-    """The engine on the configured database, which must be reachable and migrated."""
-    from engine.runtime.services import Services  # noqa: PLC0415 - keeps `validate` fast
-    from engine.service import Sagsflow  # noqa: PLC0415
-    from engine.storage.database import Database  # noqa: PLC0415
-    from engine.storage.migrate import ensure_current  # noqa: PLC0415
-
-    settings = state.settings
-    database = Database(settings.database_url)
-    ensure_current(database)
-    return Sagsflow(database, Services.from_settings(settings))
-
-
-def _operator() -> Actor:
-    """The person running the CLI on the server, who may read every case."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "operator"
-    return Actor(name=f"cli:{user}", roles=frozenset({"admin"}))
-
-
 def _load(paths: list[Path] | None, root: Path | None) -> LoadedDefinitions:
     start = root or (paths[0] if paths else None) or state.settings.definitions_root
     definitions_root = root or find_root(start) or state.settings.definitions_root
     if not (definitions_root / "skeletons").is_dir():
         typer.echo(
-            _say(
+            say(
                 f"Fejl: fandt ingen mappe 'skeletons/' i {definitions_root} eller over den. Brug --root.",
                 f"Error: found no 'skeletons/' folder in {definitions_root} or above it. Use --root.",
             ),
@@ -152,7 +80,7 @@ def _load(paths: list[Path] | None, root: Path | None) -> LoadedDefinitions:
         raise typer.Exit(1)
     for path in paths or []:
         if not path.exists():
-            typer.echo(_say(f"Fejl: {path} findes ikke.", f"Error: {path} does not exist."), err=True)
+            typer.echo(say(f"Fejl: {path} findes ikke.", f"Error: {path} does not exist."), err=True)
             raise typer.Exit(1)
     return load_definitions(definitions_root, paths or None)
 
@@ -175,9 +103,9 @@ def validate(
 ) -> None:
     """Validér skeletter og processer / validate skeletons and processes."""
     if output not in ("text", "json"):
-        typer.echo(_say("Fejl: --format skal være text eller json.", "Error: --format must be text or json."), err=True)
+        typer.echo(say("Fejl: --format skal være text eller json.", "Error: --format must be text or json."), err=True)
         raise typer.Exit(2)
-    with _errors():
+    with reported_errors():
         loaded = _load(paths, root)
     errors = loaded.errors
     if output == "json":
@@ -199,23 +127,23 @@ def validate(
         warnings = len(loaded.warnings)
         if errors:
             typer.echo(
-                _say(
-                    f"{len(errors)} fejl og {_count(warnings, 'advarsel', 'advarsler')} i "
-                    f"{_count(len(loaded.files), 'fil', 'filer')}.",
-                    f"{_count(len(errors), 'error', 'errors')} and {_count(warnings, 'warning', 'warnings')} in "
-                    f"{_count(len(loaded.files), 'file', 'files')}.",
+                say(
+                    f"{len(errors)} fejl og {count(warnings, 'advarsel', 'advarsler')} i "
+                    f"{count(len(loaded.files), 'fil', 'filer')}.",
+                    f"{count(len(errors), 'error', 'errors')} and {count(warnings, 'warning', 'warnings')} in "
+                    f"{count(len(loaded.files), 'file', 'files')}.",
                 ),
                 err=True,
             )
         else:
             typer.echo(
-                _say(
-                    f"OK: {_count(len(loaded.compiled), 'proces', 'processer')} og "
-                    f"{_count(len(loaded.skeletons), 'skelet', 'skeletter')} er gyldige "
-                    f"({_count(warnings, 'advarsel', 'advarsler')}).",
-                    f"OK: {_count(len(loaded.compiled), 'process', 'processes')} and "
-                    f"{_count(len(loaded.skeletons), 'skeleton', 'skeletons')} are valid "
-                    f"({_count(warnings, 'warning', 'warnings')}).",
+                say(
+                    f"OK: {count(len(loaded.compiled), 'proces', 'processer')} og "
+                    f"{count(len(loaded.skeletons), 'skelet', 'skeletter')} er gyldige "
+                    f"({count(warnings, 'advarsel', 'advarsler')}).",
+                    f"OK: {count(len(loaded.compiled), 'process', 'processes')} and "
+                    f"{count(len(loaded.skeletons), 'skeleton', 'skeletons')} are valid "
+                    f"({count(warnings, 'warning', 'warnings')}).",
                 )
             )
     raise typer.Exit(1 if errors else 0)
@@ -224,21 +152,21 @@ def validate(
 @app.command()
 def deploy(paths: PathsArgument = None, root: RootOption = None) -> None:
     """Udrul processer som nye versioner / deploy processes as new versions (nothing if any is invalid)."""
-    with _errors():
+    with reported_errors():
         loaded = _load(paths, root)
         if loaded.errors:
             for problem in loaded.problems:
                 typer.echo(problem.format(state.language), err=True)
             raise DefinitionError(loaded.problems)
-        results = _service().deploy(loaded, _operator().name)
+        results = open_service().deploy(loaded, operator().name)
     created = [result for result in results if result.created]
     for result in results:
-        marker = _say("ny", "new") if result.created else _say("uændret", "unchanged")
+        marker = say("ny", "new") if result.created else say("uændret", "unchanged")
         typer.echo(f"{result.process_id} v{result.version} ({result.content_hash[:12]}) {marker}")
     typer.echo(
-        _say(
-            f"{_count(len(created), 'ny version', 'nye versioner')}, {len(results) - len(created)} uændrede.",
-            f"{_count(len(created), 'new version', 'new versions')}, {len(results) - len(created)} unchanged.",
+        say(
+            f"{count(len(created), 'ny version', 'nye versioner')}, {len(results) - len(created)} uændrede.",
+            f"{count(len(created), 'new version', 'new versions')}, {len(results) - len(created)} unchanged.",
         )
     )
 
@@ -252,7 +180,7 @@ def _resolved(process_id: str, root: Path | None) -> Any:
         if resolution is None:
             known = ", ".join(sorted(loaded.resolutions)) or "-"
             typer.echo(
-                _say(
+                say(
                     f"Fejl: processen '{process_id}' findes ikke. Kendte processer: {known}.",
                     f"Error: the process '{process_id}' does not exist. Known processes: {known}.",
                 ),
@@ -272,7 +200,7 @@ def show(process: ProcessArgument, root: RootOption = None) -> None:
     """Vis den samlede proces: faser, trin, betingelser, frister / show the resolved process."""
     from engine.definitions.present import show_process  # noqa: PLC0415
 
-    with _errors():
+    with reported_errors():
         typer.echo(show_process(_resolved(process, root), state.language), nl=False)
 
 
@@ -292,7 +220,7 @@ def diagram(
     """Tegn procesens faser og overgange / draw the process's phases and transitions."""
     from engine.definitions.present import dot_diagram, mermaid_diagram  # noqa: PLC0415
 
-    with _errors():
+    with reported_errors():
         resolved = _resolved(process, root)
     draw = dot_diagram if output_format == DiagramFormat.DOT else mermaid_diagram
     typer.echo(draw(resolved, state.language), nl=False)
@@ -315,7 +243,7 @@ def fmt(
         elif path.exists():
             files.append(path)
         else:
-            typer.echo(_say(f"Fejl: {path} findes ikke.", f"Error: {path} does not exist."), err=True)
+            typer.echo(say(f"Fejl: {path} findes ikke.", f"Error: {path} does not exist."), err=True)
             raise typer.Exit(1)
     changed = failed = 0
     for path in files:
@@ -329,15 +257,15 @@ def fmt(
             continue
         changed += 1
         if check:
-            typer.echo(_say(f"ville ændre {path}", f"would change {path}"))
+            typer.echo(say(f"ville ændre {path}", f"would change {path}"))
         else:
             path.write_text(formatted, encoding="utf-8")
-            typer.echo(_say(f"ændrede {path}", f"changed {path}"))
+            typer.echo(say(f"ændrede {path}", f"changed {path}"))
     typer.echo(
-        _say(
-            f"{_count(len(files), 'fil', 'filer')}, {changed} {'ville blive ændret' if check else 'ændret'}, "
+        say(
+            f"{count(len(files), 'fil', 'filer')}, {changed} {'ville blive ændret' if check else 'ændret'}, "
             f"{failed} med fejl.",
-            f"{_count(len(files), 'file', 'files')}, {changed} {'would change' if check else 'changed'}, "
+            f"{count(len(files), 'file', 'files')}, {changed} {'would change' if check else 'changed'}, "
             f"{failed} with errors.",
         )
     )
@@ -354,17 +282,15 @@ def diff(
     from engine.definitions.model import ResolvedProcess  # noqa: PLC0415
     from engine.versions import diff_definitions, load_version  # noqa: PLC0415
 
-    with _errors():
-        service = _service()
+    with reported_errors():
+        service = open_service()
         with service.database.read() as session:
             before = ResolvedProcess.model_validate(load_version(session, process, old).definition)
             after = ResolvedProcess.model_validate(load_version(session, process, new).definition)
     changes = diff_definitions(before, after)
     for change in changes:
         typer.echo(str(change))
-    typer.echo(
-        _say(f"{_count(len(changes), 'ændring', 'ændringer')}.", f"{_count(len(changes), 'change', 'changes')}.")
-    )
+    typer.echo(say(f"{count(len(changes), 'ændring', 'ændringer')}.", f"{count(len(changes), 'change', 'changes')}."))
 
 
 @app.command("migrate-cases")
@@ -383,11 +309,11 @@ def migrate_cases(
     from engine.versions import migrate_cases as migrate  # noqa: PLC0415
     from engine.versions import parse_mapping  # noqa: PLC0415
 
-    with _errors():
-        service = _service()
+    with reported_errors():
+        service = open_service()
         pairs = parse_mapping(mapping or [])
         with service.database.write() as session:
-            report = migrate(session, process, to, pairs, service.services.clock(), _operator().name, dry_run=dry_run)
+            report = migrate(session, process, to, pairs, service.services.clock(), operator().name, dry_run=dry_run)
     for move in report.moves:
         phase = move.phase[0] if move.phase[0] == move.phase[1] else f"{move.phase[0]} → {move.phase[1]}"
         notes = [f"{old}→{new}" for old, new in move.renamed_steps.items()]
@@ -397,14 +323,14 @@ def migrate_cases(
     if dry_run:
         refused = len(report.refused)
         typer.echo(
-            _say(
+            say(
                 f"Prøvekørsel: {len(report.moves) - refused} kan flyttes, {refused} mangler en oversættelse.",
                 f"Dry run: {len(report.moves) - refused} can be moved, {refused} lack a mapping.",
             )
         )
         raise typer.Exit(1 if refused else 0)
     moved = len(report.moves)
-    typer.echo(_say(f"{_count(moved, 'sag', 'sager')} flyttet.", f"{_count(moved, 'case', 'cases')} moved."))
+    typer.echo(say(f"{count(moved, 'sag', 'sager')} flyttet.", f"{count(moved, 'case', 'cases')} moved."))
 
 
 @db_app.command("upgrade")
@@ -415,14 +341,14 @@ def db_upgrade() -> None:
     from engine.storage.database import Database  # noqa: PLC0415
     from engine.storage.migrate import current_revision, upgrade  # noqa: PLC0415
 
-    with _errors():
+    with reported_errors():
         database = Database(state.settings.database_url)
         try:
             upgrade(database)
         except OperationalError as error:
             reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
             typer.echo(
-                _say(
+                say(
                     f"Fejl: databasen kunne ikke opdateres: {reason}",
                     f"Error: the database could not be migrated: {reason}",
                 ),
@@ -430,7 +356,7 @@ def db_upgrade() -> None:
             )
             raise typer.Exit(1) from None
         typer.echo(
-            _say(
+            say(
                 f"Databasen er på version {current_revision(database)}.",
                 f"The database is at revision {current_revision(database)}.",
             )
@@ -447,9 +373,9 @@ def serve(
 
     from api.app import create_app  # noqa: PLC0415
 
-    _configure_logging()
-    with _errors():
-        application = create_app(_service(), state.settings)
+    configure_logging()
+    with reported_errors():
+        application = create_app(open_service(), state.settings)
     uvicorn.run(application, host=host, port=port, log_level="info")
 
 
@@ -463,18 +389,18 @@ def token_create(
     label: Annotated[str | None, typer.Option(help="Beskrivelse / description.")] = None,
 ) -> None:
     """Opret en adgangsnøgle; den vises kun én gang / create a token, shown only once."""
-    with _errors():
-        token = _service().create_token(user, role, label)
+    with reported_errors():
+        token = open_service().create_token(user, role, label)
     typer.echo(token)
 
 
 @token_app.command("revoke")
 def token_revoke(user: Annotated[str, typer.Argument(help="Brugernavn / user name.")]) -> None:
     """Tilbagekald alle en brugers nøgler / revoke all tokens of a user."""
-    with _errors():
-        count = _service().revoke_tokens(user)
+    with reported_errors():
+        revoked = open_service().revoke_tokens(user)
     typer.echo(
-        _say(f"{_count(count, 'nøgle', 'nøgler')} tilbagekaldt.", f"{_count(count, 'token', 'tokens')} revoked.")
+        say(f"{count(revoked, 'nøgle', 'nøgler')} tilbagekaldt.", f"{count(revoked, 'token', 'tokens')} revoked.")
     )
 
 
@@ -483,8 +409,8 @@ def token_demo(
     output: Annotated[Path, typer.Option("--output", help="Fil til nøglerne / file for the tokens.")] = DEMO_TOKEN_FILE,
 ) -> None:
     """Opret nye demo-nøgler og skriv dem i var/demo-tokens.env / create fresh demo tokens."""
-    with _errors():
-        service = _service()
+    with reported_errors():
+        service = open_service()
         lines = []
         for user, roles in DEMO_USERS.items():
             service.revoke_tokens(user)
@@ -494,10 +420,10 @@ def token_demo(
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text("\n".join(lines) + "\n", encoding="utf-8")
     output.chmod(0o600)
-    typer.echo(_say("Demo-nøgler (kun til udvikling):", "Demo tokens (development only):"))
+    typer.echo(say("Demo-nøgler (kun til udvikling):", "Demo tokens (development only):"))
     for line in lines:
         typer.echo(f"  {line}")
-    typer.echo(_say(f"Gemt i {output}.", f"Saved in {output}."))
+    typer.echo(say(f"Gemt i {output}.", f"Saved in {output}."))
 
 
 # Cases -----------------------------------------------------------------------------------
@@ -512,9 +438,9 @@ def case_list(
     as_json: Annotated[bool, typer.Option("--json", help="Skriv JSON / print JSON.")] = False,
 ) -> None:
     """Vis sager / list cases."""
-    with _errors():
-        result = _service().list_cases(
-            _operator(),
+    with reported_errors():
+        result = open_service().list_cases(
+            operator(),
             state.language,
             process_id=process,
             phase=phase,
@@ -525,7 +451,7 @@ def case_list(
         typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
         return
     if not result["items"]:
-        typer.echo(_say("Ingen sager.", "No cases."))
+        typer.echo(say("Ingen sager.", "No cases."))
         return
     for item in result["items"]:
         typer.echo(
@@ -533,15 +459,14 @@ def case_list(
             f"{item['status']:<7} {item['title']}"
         )
     typer.echo(
-        _say(
-            f"{len(result['items'])} af {_count(result['total'], 'sag', 'sager')}.",
-            f"{len(result['items'])} of {_count(result['total'], 'case', 'cases')}.",
+        say(
+            f"{len(result['items'])} af {count(result['total'], 'sag', 'sager')}.",
+            f"{len(result['items'])} of {count(result['total'], 'case', 'cases')}.",
         )
     )
 
 
 def _print_case(view: dict[str, Any]) -> None:
-    say: Callable[[str, str], str] = _say
     process = view["process"]
     typer.echo(f"{view['journal_number']}  {view['title']}")
     typer.echo(f"  {say('Proces', 'Process')}: {process['title']} ({process['id']} v{process['version']})")
@@ -566,8 +491,8 @@ def case_show(
     as_json: Annotated[bool, typer.Option("--json", help="Skriv JSON / print JSON.")] = False,
 ) -> None:
     """Vis en sag med tjekliste og dokumenter / show a case with its checklist and documents."""
-    with _errors():
-        view = _service().get_case(_operator(), case, state.language)
+    with reported_errors():
+        view = open_service().get_case(operator(), case, state.language)
     if as_json:
         typer.echo(json.dumps(view, ensure_ascii=False, indent=2))
     else:
@@ -577,11 +502,11 @@ def case_show(
 @outbox_app.command("dispatch")
 def outbox_dispatch() -> None:
     """Send breve, der venter i udbakken / deliver letters waiting in the outbox."""
-    _configure_logging()
-    with _errors():
-        report = _service().dispatch_outbox()
+    configure_logging()
+    with reported_errors():
+        report = open_service().dispatch_outbox()
     typer.echo(
-        _say(
+        say(
             f"{report.sent} sendt, {report.retried} prøves igen senere, {report.failed} opgivet.",
             f"{report.sent} sent, {report.retried} to retry later, {report.failed} given up.",
         )

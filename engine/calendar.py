@@ -197,3 +197,8 @@ def compute_deadline(start: datetime, value: int, unit: DeadlineUnit, rule: DayR
         ends_at=local_end.astimezone(UTC),
         moved_from=counted_end if end_date != counted_end else None,
     )
+
+
+def end_of_day(day: date) -> datetime:
+    """Return 23:59:59 Copenhagen time on `day`, as an aware UTC datetime."""
+    return datetime.combine(day, _END_OF_DAY, tzinfo=COPENHAGEN).astimezone(UTC)

@@ -247,7 +247,7 @@ class Sagsflow:
             command.settle()
             command.finish({"data": {name: [None, value] for name, value in values.items()}})
             logger.info("Case %s created for process %s version %d", journal_number, process.id, version.version)
-            return self._view(session, actor, case, command.steps, version, process, case_language)
+            return self.case_view(session, actor, case, command.steps, version, process, case_language)
 
     def complete_step(
         self,
@@ -258,7 +258,7 @@ class Sagsflow:
         expected_version: int | None,
         language: Language,
     ) -> dict[str, Any]:
-        return self._run(
+        return self.run_command(
             actor,
             case_ref,
             expected_version,
@@ -277,7 +277,7 @@ class Sagsflow:
         expected_version: int | None,
         language: Language,
     ) -> dict[str, Any]:
-        return self._run(
+        return self.run_command(
             actor,
             case_ref,
             expected_version,
@@ -286,7 +286,7 @@ class Sagsflow:
             lambda command: command.approve(step_id, decision, comment),
         )
 
-    def _run(
+    def run_command(
         self,
         actor: Actor,
         case_ref: str | int,
@@ -295,12 +295,17 @@ class Sagsflow:
         name: str,
         work: Callable[[CaseCommand], None],
     ) -> dict[str, Any]:
+        """Run `work` as one command on a case: locked, version-checked, audited, in one transaction.
+
+        Feature modules (notes, hearings, handover, ...) build their commands on this; `name`
+        is the command recorded in the audit event.
+        """
         with self._command_errors(str(case_ref)), self.database.write() as session:
             query = select(Case).where(_case_filter(case_ref))
             if self.database.is_postgresql:
                 query = query.with_for_update()
             case = session.scalars(query).one_or_none()
-            if case is None or not self._may_see(actor, case):
+            if case is None or not self.may_see(actor, case):
                 raise _case_not_found(str(case_ref))
             if expected_version is not None and case.version != expected_version:
                 raise _stale(case.journal_number, expected_version, case.version)
@@ -309,7 +314,7 @@ class Sagsflow:
             command = CaseCommand(session, self.services, process, case, steps, actor, name)
             work(command)
             command.finish()
-            return self._view(session, actor, case, command.steps, version, process, language)
+            return self.case_view(session, actor, case, command.steps, version, process, language)
 
     @contextmanager
     def _command_errors(self, case_ref: str) -> Iterator[None]:
@@ -338,11 +343,12 @@ class Sagsflow:
     # Cases: queries ----------------------------------------------------------------------
 
     @staticmethod
-    def _may_see(actor: Actor, case: Case) -> bool:
+    def may_see(actor: Actor, case: Case) -> bool:
+        """Decide whether `actor` may see `case` at all; callers answer 404 when not."""
         return actor.is_staff or case.created_by == actor.name
 
     @staticmethod
-    def _view(
+    def case_view(
         session: Session,
         actor: Actor,
         case: Case,
@@ -360,18 +366,19 @@ class Sagsflow:
         view = case_view(case, steps, documents, version, process, language)
         return view if actor.is_staff else applicant_view(view, process)
 
-    def _load_case(self, session: Session, actor: Actor, case_ref: str | int) -> Case:
+    def load_case(self, session: Session, actor: Actor, case_ref: str | int) -> Case:
+        """Load a case by id or journal number for reading, or raise NotFound (also when not visible)."""
         case = session.scalars(select(Case).where(_case_filter(case_ref))).one_or_none()
-        if case is None or not self._may_see(actor, case):
+        if case is None or not self.may_see(actor, case):
             raise _case_not_found(str(case_ref))
         return case
 
     def get_case(self, actor: Actor, case_ref: str | int, language: Language) -> dict[str, Any]:
         with self.database.read() as session:
-            case = self._load_case(session, actor, case_ref)
+            case = self.load_case(session, actor, case_ref)
             version, process = self.catalog.by_version_id(session, case.process_version_id)
             steps = list(session.scalars(select(CaseStep).where(CaseStep.case_id == case.id).order_by(CaseStep.id)))
-            return self._view(session, actor, case, steps, version, process, language)
+            return self.case_view(session, actor, case, steps, version, process, language)
 
     def list_cases(
         self,
@@ -406,7 +413,7 @@ class Sagsflow:
 
     def get_document(self, actor: Actor, case_ref: str | int, number: int) -> dict[str, Any]:
         with self.database.read() as session:
-            case = self._load_case(session, actor, case_ref)
+            case = self.load_case(session, actor, case_ref)
             document = session.scalars(
                 select(Document).where(Document.case_id == case.id, Document.number == number)
             ).one_or_none()
@@ -434,7 +441,7 @@ class Sagsflow:
     def list_letters(self, actor: Actor, case_ref: str | int) -> list[dict[str, Any]]:
         """The case's letters; an applicant sees only those already sent to them."""
         with self.database.read() as session:
-            case = self._load_case(session, actor, case_ref)
+            case = self.load_case(session, actor, case_ref)
             query = select(Document).where(Document.case_id == case.id, Document.kind == DocumentKind.LETTER)
             if not actor.is_staff:
                 query = query.where(Document.status == DocumentStatus.SENT)

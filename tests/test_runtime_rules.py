@@ -91,6 +91,46 @@ legal_basis: [{title: {da: Testlov, en: Test act}, reference: § 1}]
 classification: "01.02.04"
 """
 
+TIMED = """
+skeleton: timed
+title: {da: Tidsstyret, en: Timed}
+roles: {caseworker: {label: {da: S, en: C}}}
+intake_roles: [caseworker]
+fields:
+  amount: {type: integer, label: {da: Beløb, en: Amount}}
+  reference: {type: text, label: {da: Reference, en: Reference}}
+  wake_on: {type: date, label: {da: Vækkedato, en: Wake-up date}}
+  fee_due: {type: money, source: system, label: {da: Gebyr, en: Fee}}
+phases:
+  - id: intake
+    label: {da: Modtagelse, en: Intake}
+    steps:
+      - id: check_application
+        kind: intake
+        label: {da: Tjek ansøgningen, en: Check the application}
+        form: [{field: reference, required: true}]
+        params: {fee_field: fee_due}
+    next: [{to: waiting}]
+  - id: waiting
+    label: {da: Venter, en: Waiting}
+    steps:
+      - {id: cooling_off, kind: timer, label: {da: Afkøling, en: Cooling off}, deadline: {value: 5, unit: working_days}}
+      - {id: wake_up, kind: timer, label: {da: Vækning, en: Wake-up}, until: wake_on}
+    next: [{to: done}]
+  - id: done
+    label: {da: Færdig, en: Done}
+    final: true
+"""
+
+TIMED_PROCESS = """
+process: timed-process
+extends: timed
+title: {da: Tidsstyret, en: Timed}
+legal_basis: [{title: {da: Testlov, en: Test act}, reference: § 1}]
+classification: "01.02.05"
+fee: {amount: "450.00", label: {da: Gebyr, en: Fee}}
+"""
+
 MANAGER = Actor("ulla", frozenset({"caseworker", "approver"}))
 
 
@@ -103,6 +143,9 @@ def mini(tmp_path: Path, database: Database, services: Services) -> Sagsflow:
     (tmp_path / "skeletons" / "loop.yaml").write_text(LOOP, encoding="utf-8")
     (tmp_path / "processes" / "mini" / "mini-process.yaml").write_text(PROCESS, encoding="utf-8")
     (tmp_path / "processes" / "loop" / "loop-process.yaml").write_text(LOOP_PROCESS, encoding="utf-8")
+    (tmp_path / "skeletons" / "timed.yaml").write_text(TIMED, encoding="utf-8")
+    (tmp_path / "processes" / "timed").mkdir(parents=True)
+    (tmp_path / "processes" / "timed" / "timed-process.yaml").write_text(TIMED_PROCESS, encoding="utf-8")
     loaded = load_definitions(tmp_path)
     assert not loaded.errors, [problem.format("en") for problem in loaded.errors]
     service = Sagsflow(database, services)
@@ -185,3 +228,32 @@ def test_phase_loop_is_stopped(mini: Sagsflow) -> None:
         mini.submit(CASEWORKER, "loop-process", {"amount": 1})
 
     assert mini.list_cases(CASEWORKER, "da")["total"] == 0
+
+
+def test_intake_records_completeness_and_fee(mini: Sagsflow) -> None:
+    complete = mini.submit(CASEWORKER, "timed-process", {"amount": 1, "reference": "R-1", "wake_on": "2026-12-24"})
+    incomplete = mini.submit(CASEWORKER, "timed-process", {"amount": 1})
+
+    check = next(step for step in complete["checklist"] if step["step"] == "check_application")
+    missing = next(step for step in incomplete["checklist"] if step["step"] == "check_application")
+    assert check["outcome"] == "complete"
+    assert missing["outcome"] == "incomplete"
+    assert complete["data"]["fee_due"] == 45000
+
+
+def test_timers_wait_until_due(mini: Sagsflow) -> None:
+    case = mini.submit(CASEWORKER, "timed-process", {"amount": 1, "reference": "R-1", "wake_on": "2026-12-24"})
+
+    timers = {step["step"]: step for step in case["checklist"] if step["phase"] == "waiting"}
+    assert case["phase"]["id"] == "waiting"
+    assert timers["cooling_off"]["status"] == "waiting"
+    # Five working days after Friday 4 December 2026: Friday 11 December, 23:59 Copenhagen time.
+    assert timers["cooling_off"]["due_at"] == "2026-12-11T22:59:59+00:00"
+    assert timers["wake_up"]["due_at"] == "2026-12-24T22:59:59+00:00"
+
+
+def test_timer_without_date_is_done(mini: Sagsflow) -> None:
+    case = mini.submit(CASEWORKER, "timed-process", {"amount": 1, "reference": "R-1"})
+
+    wake_up = next(step for step in case["checklist"] if step["step"] == "wake_up")
+    assert wake_up["outcome"] == "no_date"

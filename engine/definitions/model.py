@@ -57,8 +57,11 @@ ProcessId = Annotated[str, StringConstraints(pattern=PROCESS_ID_PATTERN, max_len
 NonEmpty = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
 # Where a part comes from: the skeleton, a process, or the skeleton with a process's change.
 Origin = Literal["skeleton", "process", "changed"]
-StepKind = Literal["task", "action", "letter", "approval"]
-AUTOMATIC_KINDS: frozenset[str] = frozenset({"action", "letter"})
+StepKind = Literal["task", "action", "letter", "approval", "hearing", "party_hearing", "timer", "intake"]
+# Steps the engine carries out as soon as their phase is entered.
+AUTOMATIC_KINDS: frozenset[str] = frozenset({"action", "letter", "intake"})
+# Steps a caseworker opens and that then wait for replies or a deadline by themselves.
+HEARING_KINDS: frozenset[str] = frozenset({"hearing", "party_hearing"})
 
 
 class Strict(BaseModel):
@@ -153,7 +156,13 @@ class StepDef(Strict):
     letter: Identifier | None = None
     approves: Identifier | None = None
     eyes: Literal[4, 6] | None = None
-    deadline: Deadline | None = None
+    deadline: Deadline | None = Field(
+        default=None,
+        description="When the step is due. For a hearing, the reply deadline; for a timer, when it fires.",
+    )
+    until: Identifier | None = Field(
+        default=None, description="For a timer: a date field; the timer fires at the end of that day."
+    )
     checks: list[Check] = Field(
         default_factory=list, description="Rules over the case data that must hold to complete a task step."
     )

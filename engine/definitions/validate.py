@@ -723,26 +723,107 @@ class _Checker:
             self.check_deadline(step.deadline, self.at_override(("step_deadline", step.id), key, "deadline"))
 
         if step.kind == "task":
-            self._misplaced(step, key, ("action", "params", "letter", "approves", "eyes"))
+            self._misplaced(step, key, ("action", "params", "letter", "approves", "eyes", "until"))
             if self._require(step, key, "role"):
                 self.check_role(step.role, self.at(key, "role"))
             self.check_form(step, key)
         elif step.kind == "action":
-            self._misplaced(step, key, ("form", "letter", "approves", "eyes", "role"))
+            self._misplaced(step, key, ("form", "letter", "approves", "eyes", "role", "until"))
             if self._require(step, key, "action"):
                 self.check_action(step, key)
         elif step.kind == "letter":
-            self._misplaced(step, key, ("form", "action", "params", "approves", "eyes", "role"))
-            if self._require(step, key, "letter") and step.letter not in self.process.letters:
-                known = known_names(self.process.letters, step.letter)
-                self.add("SF310", self.at(key, "letter"), name=step.letter, known=known)
+            self._misplaced(step, key, ("form", "action", "params", "approves", "eyes", "role", "until"))
+            self.check_letter_reference(step, key)
         elif step.kind == "approval":
-            self._misplaced(step, key, ("form", "action", "params", "letter"))
+            self._misplaced(step, key, ("form", "action", "params", "letter", "until"))
             if self._require(step, key, "role"):
                 self.check_role(step.role, self.at(key, "role"))
             self._require(step, key, "eyes")
             if self._require(step, key, "approves"):
                 self.check_approval_target(step, key, earlier)
+        else:
+            self.check_waiting_step(step, key)
+
+    def check_letter_reference(self, step: ResolvedStep, key: SourceKey) -> None:
+        if self._require(step, key, "letter") and step.letter not in self.process.letters:
+            known = known_names(self.process.letters, step.letter)
+            self.add("SF310", self.at(key, "letter"), name=step.letter, known=known)
+
+    def check_waiting_step(self, step: ResolvedStep, key: SourceKey) -> None:
+        """Check hearing, party hearing, timer and intake steps."""
+        if step.kind in ("hearing", "party_hearing"):
+            # A caseworker opens the hearing: the letter goes to each party, who replies by the deadline.
+            self._misplaced(step, key, ("form", "action", "params", "approves", "eyes", "until"))
+            if self._require(step, key, "role"):
+                self.check_role(step.role, self.at(key, "role"))
+            self.check_letter_reference(step, key)
+            self._require(step, key, "deadline")
+        elif step.kind == "timer":
+            self._misplaced(step, key, ("form", "action", "params", "letter", "approves", "eyes", "role"))
+            self.check_timer(step, key)
+        elif step.kind == "intake":
+            self._misplaced(step, key, ("action", "letter", "approves", "eyes", "role", "until", "deadline"))
+            self.check_form(step, key)
+            self.check_intake_params(step, key)
+
+    def check_timer(self, step: ResolvedStep, key: SourceKey) -> None:
+        if (step.deadline is None) == (step.until is None):
+            self.add(
+                "SF315",
+                self.at(key, "kind"),
+                name=step.id,
+                kind=step.kind,
+                detail=Text(
+                    "en timer skal have enten 'deadline' eller 'until' (et datofelt), ikke begge",
+                    "a timer needs either 'deadline' or 'until' (a date field), not both",
+                ),
+            )
+        if step.until is not None:
+            field = self.process.fields.get(step.until)
+            if field is None:
+                self.add(
+                    "SF306", self.at(key, "until"), name=step.until, known=known_names(self.process.fields, step.until)
+                )
+            elif field.type != "date":
+                self.add(
+                    "SF315",
+                    self.at(key, "until"),
+                    name=step.id,
+                    kind=step.kind,
+                    detail=Text(
+                        f"'until' skal pege på et datofelt, men '{step.until}' har typen '{field.type}'",
+                        f"'until' must name a date field, but '{step.until}' has type '{field.type}'",
+                    ),
+                )
+
+    def check_intake_params(self, step: ResolvedStep, key: SourceKey) -> None:
+        unknown = sorted(set(step.params) - {"fee_field"})
+        for name in unknown:
+            self.add(
+                "SF315",
+                self.at(key, "params", name, use_key=True),
+                name=step.id,
+                kind=step.kind,
+                detail=Text(
+                    f"ukendt parameter '{name}'; et modtagelsestrin kender kun 'fee_field'",
+                    f"unknown parameter '{name}'; an intake step only knows 'fee_field'",
+                ),
+            )
+        fee_field = step.params.get("fee_field")
+        if fee_field is None:
+            return
+        field = self.process.fields.get(str(fee_field))
+        if field is None or field.type != "money" or field.source != "system":
+            self.add(
+                "SF315",
+                self.at(key, "params", "fee_field"),
+                name=step.id,
+                kind=step.kind,
+                detail=Text(
+                    f"'fee_field' skal pege på et beløbsfelt (money) med source: system, ikke '{fee_field}'",
+                    f"'fee_field' must name a money field with source: system, not '{fee_field}'",
+                ),
+            )
 
     def check_form(self, step: ResolvedStep, key: SourceKey) -> None:
         fields = self.process.fields

@@ -23,7 +23,7 @@ from engine.adapters.de_minimis import DeMinimisRegister
 from engine.adapters.land_registry import LandRegistry
 from engine.adapters.species import SpeciesRegister
 from engine.auth import Actor
-from engine.calendar import local_date
+from engine.calendar import end_of_day, local_date
 from engine.definitions.compile import CompiledProcess, CompiledStep
 from engine.definitions.fields import FieldValueError, check_text
 from engine.definitions.templates import TemplateProblem
@@ -42,6 +42,7 @@ from engine.storage.tables import (
     DocumentStatus,
     OutboxMessage,
     OutboxStatus,
+    StepStatus,
 )
 
 logger = logging.getLogger(__name__)
@@ -50,6 +51,8 @@ logger = logging.getLogger(__name__)
 # phases without manual steps, which validation cannot always rule out.
 MAX_PHASE_CHANGES = 50
 MAX_COMMENT_LENGTH = 5_000
+# A step in one of these states keeps a required step's phase from being left.
+OPEN_STEP_STATUSES = frozenset({StepStatus.ACTIVE, StepStatus.WAITING})
 
 Decision = Literal["approve", "reject"]
 
@@ -184,6 +187,8 @@ class CaseCommand:
                 self._finish_step(row, "skipped", "skipped", "system")
             elif step.automatic:
                 self.run_automatic(step, row)
+            elif step.definition.kind == "timer":
+                self.start_timer(step, row)
 
         if phase.final:
             self.case.status = CaseStatus.CLOSED
@@ -191,11 +196,42 @@ class CaseCommand:
             self.changes["status"] = [CaseStatus.OPEN, CaseStatus.CLOSED]
             logger.info("Case %s closed", self.case.journal_number)
 
+    def start_timer(self, step: CompiledStep, row: CaseStep) -> None:
+        """Set the timer's due time; the worker completes it when the time has come."""
+        definition = step.definition
+        if definition.until is not None:
+            day = self.process.field_types[definition.until].to_context(self.case.data.get(definition.until))
+            if day is None:
+                # The date is not filled in: nothing to wait for.
+                self._finish_step(row, "done", "no_date", "system")
+                return
+            row.due_at = end_of_day(day)
+        row.status = StepStatus.WAITING
+        self._record_step(row)
+
+    def run_intake(self, step: CompiledStep, row: CaseStep) -> str:
+        """Check the application's completeness by the step's form and record the fee that falls due."""
+        context = self.guard_context()
+        missing = [
+            entry.field
+            for entry in step.definition.form
+            if self.case.data.get(entry.field) in (None, "", [])
+            and (entry.required or (entry.field in step.required_if and step.required_if[entry.field](context)))
+        ]
+        fee_field = step.definition.params.get("fee_field")
+        fee = self.process.definition.fee
+        if fee_field and fee is not None:
+            self.set_value(str(fee_field), int(fee.amount * 100))
+        row.data = {"missing": missing}
+        return "incomplete" if missing else "complete"
+
     def run_automatic(self, step: CompiledStep, row: CaseStep) -> None:
         definition = step.definition
         if definition.kind == "letter":
             self.send_letter(definition.letter or "", row)
             outcome = "sent"
+        elif definition.kind == "intake":
+            outcome = self.run_intake(step, row)
         else:
             action = ACTIONS[definition.action or ""]
             try:
@@ -221,7 +257,7 @@ class CaseCommand:
             if phase.final:
                 return
             rows = self.current_rows()
-            if any(row.required and row.status == "active" for row in rows):
+            if any(row.required and row.status in OPEN_STEP_STATUSES for row in rows):
                 return
             target = self.process.advance(self.case.phase, self.guard_context())
             if target is None:
@@ -239,7 +275,7 @@ class CaseCommand:
                     ),
                 )
             for row in rows:
-                if row.status == "active":
+                if row.status in OPEN_STEP_STATUSES:
                     self._finish_step(row, "skipped", "skipped", "system")
             self.enter_phase(target)
         raise ProcessFault(

@@ -13,7 +13,7 @@ PROCESS_KEYS = (
 )
 STEP_KEYS = (
     "action, approves, checks, deadline, description, eyes, form, id, kind, label, letter, locked, params, required, "
-    "role, when"
+    "role, until, when"
 )
 
 
@@ -201,11 +201,11 @@ def test_invalid_value(load_process: LoadProcess) -> None:
 
     assert problem.format("en") == (
         f"{DEMO_FILE}:10:29: SF202 Invalid value for 'steps.0.step.kind': "
-        "the value must be 'task', 'action', 'letter' or 'approval'."
+        "the value must be 'task', 'action', 'letter', 'approval', 'hearing', 'party_hearing', 'timer' or 'intake'."
     )
     assert problem.format("da") == (
         f"{DEMO_FILE}:10:29: SF202 Ugyldig værdi for 'steps.0.step.kind': "
-        "værdien skal være 'task', 'action', 'letter' eller 'approval'."
+        "værdien skal være 'task', 'action', 'letter', 'approval', 'hearing', 'party_hearing', 'timer' eller 'intake'."
     )
 
 

@@ -1,0 +1,7 @@
+"""Hearings: opening one from a case step, and the parties' reply links."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

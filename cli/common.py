@@ -1,0 +1,88 @@
+"""Helpers every CLI command module shares: settings, language, clean errors, the engine."""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import typer
+
+from engine.auth import Actor
+from engine.errors import SagsflowError
+from engine.i18n import Language
+from engine.settings import Settings
+
+
+class State:
+    language: Language = "da"
+    settings: Settings = Settings()
+
+
+state = State()
+
+
+def say(da: str, en: str) -> str:
+    return en if state.language == "en" else da
+
+
+def count(number: int, singular: str, plural: str) -> str:
+    return f"{number} {singular if number == 1 else plural}"
+
+
+def configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # transitions logs every callback at INFO; its warnings and errors are enough here.
+    logging.getLogger("transitions").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+@contextmanager
+def reported_errors() -> Iterator[None]:
+    """Print a `SagsflowError` as one message and exit 1; anything else as an internal error."""
+    try:
+        yield
+    except SagsflowError as error:
+        typer.echo(f"{say('Fejl', 'Error')}: {error.message(state.language)}", err=True)
+        hint = getattr(error, "hint", None)
+        if hint is not None:
+            typer.echo(hint.get(state.language), err=True)
+        raise typer.Exit(1) from None
+    except typer.Exit:
+        raise
+    except Exception as error:
+        if os.environ.get("SAGSFLOW_DEBUG"):
+            raise
+        typer.echo(
+            say(
+                f"Intern fejl: {type(error).__name__}: {error}. Kør igen med SAGSFLOW_DEBUG=1 for detaljer.",
+                f"Internal error: {type(error).__name__}: {error}. Run again with SAGSFLOW_DEBUG=1 for details.",
+            ),
+            err=True,
+        )
+        raise typer.Exit(2) from None
+
+
+def open_service() -> Any:
+    """The engine on the configured database, which must be reachable and migrated."""
+    from engine.runtime.services import Services  # noqa: PLC0415 - keeps `validate` fast
+    from engine.service import Sagsflow  # noqa: PLC0415
+    from engine.storage.database import Database  # noqa: PLC0415
+    from engine.storage.migrate import ensure_current  # noqa: PLC0415
+
+    settings = state.settings
+    database = Database(settings.database_url)
+    ensure_current(database)
+    return Sagsflow(database, Services.from_settings(settings))
+
+
+def operator() -> Actor:
+    """The person running the CLI on the server, who may read every case."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "operator"
+    return Actor(name=f"cli:{user}", roles=frozenset({"admin"}))
