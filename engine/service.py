@@ -7,6 +7,8 @@ user (`Actor`) and the language for labels, and return JSON-ready dictionaries f
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -14,7 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -81,6 +83,22 @@ def _stale(case_ref: str, sent: int | None = None, current: int | None = None) -
         code="stale_version",
         field="version",
         hint=Text("Hent sagen igen og gentag handlingen.", "Fetch the case again and repeat the action."),
+    )
+
+
+def _duplicate(journal_number: str | None) -> Conflict:
+    reference_da = f" ({journal_number})" if journal_number else ""
+    return Conflict(
+        Text(
+            f"Der er allerede en åben sag om det samme{reference_da}; ansøgningen er ikke oprettet.",
+            f"An open case about the same already exists{reference_da}; the application was not created.",
+        ),
+        code="duplicate_application",
+        hint=Text(
+            "Følg den åbne sag, eller vent til den er afsluttet.",
+            "Follow the open case, or wait until it is closed.",
+        ),
+        case=journal_number,
     )
 
 
@@ -201,6 +219,7 @@ class Sagsflow:
 
             now = self.services.clock()
             enforce_checks(process.application_checks, process.guard_context(values, {}, local_date(now)))
+            duplicate_key = self._refuse_duplicate(session, process, values)
             year = local_date(now).year
             sequence, journal_number = next_journal_number(session, year)
             context = process.guard_context(values, {}, local_date(now))
@@ -222,6 +241,7 @@ class Sagsflow:
                 updated_at=now,
                 processing_deadline_at=deadline_end(deadline, now) if deadline else None,
                 document_count=0,
+                duplicate_key=duplicate_key,
                 version=0,  # the command's finish() makes it 1
             )
             session.add(case)
@@ -248,6 +268,21 @@ class Sagsflow:
             command.finish({"data": {name: [None, value] for name, value in values.items()}})
             logger.info("Case %s created for process %s version %d", journal_number, process.id, version.version)
             return self.case_view(session, actor, case, command.steps, version, process, case_language)
+
+    @staticmethod
+    def _refuse_duplicate(session: Session, process: CompiledProcess, values: Mapping[str, Any]) -> str | None:
+        """Return the case's duplicate key, or raise Conflict naming the open case that already has it."""
+        rule = process.definition.duplicates
+        if rule is None or rule.allow:
+            return None
+        canonical = json.dumps([process.id, [values.get(name) for name in rule.key]], sort_keys=True, default=str)
+        key = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+        existing = session.scalar(
+            select(Case.journal_number).where(Case.duplicate_key == key, Case.status == CaseStatus.OPEN)
+        )
+        if existing is not None:
+            raise _duplicate(existing)
+        return key
 
     def complete_step(
         self,
@@ -322,6 +357,11 @@ class Sagsflow:
             yield
         except StaleDataError:
             raise _stale(case_ref) from None
+        except IntegrityError as error:
+            # Two identical applications submitted at the same moment: the unique index lets one through.
+            if "duplicate_key" in str(error.orig):
+                raise _duplicate(None) from None
+            raise
         except OperationalError as error:
             raise self._conflict_from(error) from error
 

@@ -36,8 +36,14 @@ class Tokens:
         return headers
 
 
-def example(name: str) -> dict[str, Any]:
-    """Return the example application whose file name starts with `name`, e.g. "01"."""
+def example(name: str, variant: int | None = None) -> dict[str, Any]:
+    """Return the example application whose file name starts with `name`, e.g. "01".
+
+    With `variant`, the export permit number is made unique, so that several applications
+    from the same example are not refused as duplicates of each other.
+    """
     path = next(EXAMPLES.glob(f"{name}*.json"))
     loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    if variant is not None:
+        loaded["data"]["export_permit_number"] = f"{loaded['data'].get('export_permit_number', 'X')}-{variant}"
     return loaded

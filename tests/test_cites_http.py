@@ -276,3 +276,16 @@ def test_english_decision_cites_law_in_english(client: TestClient, tokens: Token
 
     assert "Executive Order No. 1285 of 14 June 2021" in letters[-1]["text"]
     assert ": Article 4" in letters[-1]["text"]
+
+
+def test_second_identical_application_is_refused(client: TestClient, tokens: Tokens) -> None:
+    first = client.post("/cases", json=example("01"), headers=auth(tokens.applicant))
+    second = client.post("/cases", json=example("01"), headers=auth(tokens.applicant))
+    other_species = {**example("01"), "data": {**example("01")["data"], "species": "Chamaeleo calyptratus"}}
+    third = client.post("/cases", json=other_species, headers=auth(tokens.applicant))
+
+    assert first.status_code == 201
+    assert second.status_code == 409
+    assert second.json()["error"]["code"] == "duplicate_application"
+    assert first.json()["journal_number"] in second.json()["error"]["message"]
+    assert third.status_code == 201

@@ -119,12 +119,11 @@ def test_racing_http_requests_get_one_409(service: Sagsflow, tokens: Tokens, clo
 
 
 def test_concurrent_submissions_get_distinct_journal_numbers(service: Sagsflow) -> None:
-    application = example("01")
+    def submit(variant: int) -> Callable[[], Any]:
+        application = example("01", variant)
+        return lambda: service.submit(APPLICANT, application["process"], application["data"], "da")
 
-    def submit() -> Any:
-        return service.submit(APPLICANT, application["process"], application["data"], "da")
-
-    results = race(*[submit for _ in range(6)])
+    results = race(*[submit(variant) for variant in range(6)])
 
     numbers = sorted(result["journal_number"] for result in results)
     assert numbers == [f"2026-{sequence:06d}" for sequence in range(1, 7)]
@@ -133,10 +132,24 @@ def test_concurrent_submissions_get_distinct_journal_numbers(service: Sagsflow) 
 
 
 def test_journal_numbers_restart_each_year(service: Sagsflow, clock: Clock) -> None:
-    application = example("01")
-    first = service.submit(APPLICANT, application["process"], application["data"], "da")
+    first = service.submit(APPLICANT, "cites-import", example("01", 1)["data"], "da")
     clock.advance(days=30)  # 3 January 2027
-    second = service.submit(APPLICANT, application["process"], application["data"], "da")
+    second = service.submit(APPLICANT, "cites-import", example("01", 2)["data"], "da")
 
     assert first["journal_number"] == "2026-000001"
     assert second["journal_number"] == "2027-000001"
+
+
+def test_racing_identical_applications_create_one_case(service: Sagsflow) -> None:
+    application = example("01")
+
+    def submit() -> Any:
+        return service.submit(APPLICANT, application["process"], application["data"], "da")
+
+    results = race(submit, submit)
+
+    conflicts = [result for result in results if isinstance(result, Conflict)]
+    assert sum(isinstance(result, dict) for result in results) == 1
+    assert [conflict.code for conflict in conflicts] == ["duplicate_application"]
+    with service.database.read() as session:
+        assert session.scalar(select(func.count()).select_from(Case)) == 1

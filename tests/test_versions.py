@@ -50,8 +50,11 @@ def changed_definitions(root: Path) -> LoadedDefinitions:
     return loaded
 
 
+_submitted = iter(range(1_000_000))
+
+
 def submit(service: Sagsflow) -> int:
-    application = example("01")
+    application = example("01", next(_submitted))
     case_id: int = service.submit(APPLICANT, application["process"], application["data"], "da")["id"]
     return case_id
 

@@ -267,6 +267,13 @@ class SkeletonDef(Strict):
     party: PartyFields = Field(default_factory=PartyFields, description="The fields naming the party letters go to.")
 
 
+class Duplicates(Strict):
+    """Refuse a second open case with the same values in `key` (the applicant and key fields)."""
+
+    key: list[Identifier] = Field(min_length=1, description="Fields whose values together identify a duplicate.")
+    allow: StrictBool = Field(default=False, description="Accept duplicates anyway (e.g. one permit per shipment).")
+
+
 class StepChange(Strict):
     insert_after: Identifier | None = None
     insert_before: Identifier | None = None
@@ -301,6 +308,9 @@ class ProcessDef(Strict):
     case_title: str | None = None
     application_checks: list[Check] = Field(
         default_factory=list, description="Rules over the application's fields that must hold at submission."
+    )
+    duplicates: Duplicates | None = Field(
+        default=None, description="When a second open application for the same key fields is refused."
     )
 
 
@@ -358,3 +368,4 @@ class ResolvedProcess(Strict):
     case_title: str | None
     application_checks: list[Check] = Field(default_factory=list)
     party: PartyFields = Field(default_factory=PartyFields)
+    duplicates: Duplicates | None = None

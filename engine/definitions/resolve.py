@@ -17,6 +17,7 @@ from jinja2 import TemplateError, nodes
 from engine.definitions.model import (
     Check,
     Deadline,
+    Duplicates,
     Fee,
     LegalBasis,
     LetterDef,
@@ -290,6 +291,7 @@ class _Resolver:
         self.legal_basis: list[LegalBasis] | None = None
         self.classification: str | None = None
         self.fee: Fee | None = None
+        self.duplicates: Duplicates | None = None
 
     def duplicate(self, location: Location, kind: Text, name: str, key: SourceKey) -> None:
         self.problems.append(make_problem("SF301", location, kind=kind, name=name, first=self.sources.location(key)))
@@ -359,7 +361,15 @@ class _Resolver:
             check_key = ("application_check", str(len(self.application_checks)))
             self.sources.add(check_key, source, ("application_checks", index))
             self.application_checks.append(check)
-        for name in ("processing_deadline", "appeal", "case_title", "legal_basis", "classification", "fee"):
+        for name in (
+            "processing_deadline",
+            "appeal",
+            "case_title",
+            "legal_basis",
+            "classification",
+            "fee",
+            "duplicates",
+        ):
             value = getattr(definition, name)
             if value is not None:
                 setattr(self, name, value)
@@ -477,6 +487,7 @@ class _Resolver:
             "case_title": self.case_title,
             "application_checks": self.application_checks,
             "party": base.party,
+            "duplicates": self.duplicates,
         }
         if self.process is None:
             # A bare skeleton is validated like a process that changes nothing.

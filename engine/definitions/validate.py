@@ -504,6 +504,7 @@ class _Checker:
         self.check_deadlines()
         self.check_roles()
         self.check_party()
+        self.check_duplicates()
         self.check_case_title()
         return self.problems
 
@@ -1010,6 +1011,27 @@ class _Checker:
     def check_roles(self) -> None:
         for role in self.process.intake_roles:
             self.check_role(role, self.sources.location(("process",)))
+
+    def check_duplicates(self) -> None:
+        rule = self.process.duplicates
+        if rule is None:
+            return
+        for index, name in enumerate(rule.key):
+            field = self.process.fields.get(name)
+            location = self.at(("duplicates",), "key", index)
+            if field is None:
+                self.add("SF306", location, name=name, known=known_names(self.process.fields, name))
+            elif field.source != "application":
+                self.add(
+                    "SF316",
+                    location,
+                    name=name,
+                    type=field.type,
+                    detail=Text(
+                        "en dubletnøgle må kun bestå af ansøgningens felter (source: application)",
+                        "a duplicate key may only consist of the application's fields (source: application)",
+                    ),
+                )
 
     def check_party(self) -> None:
         party = self.process.party

@@ -8,7 +8,8 @@ from tests.definitions.conftest import LoadProcess
 from tests.definitions.helpers import DEMO_FILE, HEADER, demo, formatted, single
 
 PROCESS_KEYS = (
-    "appeal, application_checks, case_title, classification, description, extends, fee, field_overrides, fields, "
+    "appeal, application_checks, case_title, classification, description, duplicates, extends, fee, "
+    "field_overrides, fields, "
     "legal_basis, letters, process, processing_deadline, roles, step_deadlines, steps, title"
 )
 STEP_KEYS = (
