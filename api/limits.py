@@ -1,15 +1,25 @@
-"""An ASGI middleware that rejects request bodies above a size limit before they are parsed."""
+"""An ASGI middleware that rejects request bodies above a size limit before they are parsed.
+
+Uploads (`POST /cases/{case}/documents`) may carry a file of up to
+`engine.records.MAX_UPLOAD_BYTES`; every other request body is limited to `MAX_BODY_BYTES`.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.i18n import Language, negotiate_language
+from engine.records import MAX_UPLOAD_BYTES, upload_limit_text
 
 MAX_BODY_BYTES = 1_000_000
+# Room for the multipart boundaries, the part headers and the form fields beside the file.
+MULTIPART_OVERHEAD_BYTES = 64_000
+MAX_UPLOAD_BODY_BYTES = MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD_BYTES
+UPLOAD_PATH = re.compile(r"/cases/[^/]+/documents/?$")
 
 
 class BodyTooLarge(Exception):
@@ -21,24 +31,36 @@ class BodyTooLarge(Exception):
 
 
 def too_large_message(limit: int, language: Language) -> str:
+    # An upload's message names the file's limit, which is what the user can act on.
+    if limit == MAX_UPLOAD_BODY_BYTES:
+        return upload_limit_text().get(language)
     if language == "da":
         return f"Forespørgslen er for stor; grænsen er {limit} byte."
     return f"The request is too large; the limit is {limit} bytes."
 
 
 class BodySizeLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES, max_upload_bytes: int = MAX_UPLOAD_BODY_BYTES
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_upload_bytes = max_upload_bytes
+
+    def limit_for(self, scope: Scope) -> int:
+        if scope.get("method") == "POST" and UPLOAD_PATH.search(scope.get("path", "")):
+            return self.max_upload_bytes
+        return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.limit_for(scope)
         headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]}
         declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(headers, send)
+        if declared.isdigit() and int(declared) > limit:
+            await self._reject(limit, headers, send)
             return
 
         received = 0
@@ -49,8 +71,8 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise BodyTooLarge(self.max_bytes)
+                if received > limit:
+                    raise BodyTooLarge(limit)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -63,10 +85,10 @@ class BodySizeLimit:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await self._reject(headers, send)
+                await self._reject(limit, headers, send)
 
-    async def _reject(self, headers: dict[str, Any], send: Send) -> None:
-        message = too_large_message(self.max_bytes, negotiate_language(headers.get("accept-language")))
+    async def _reject(self, limit: int, headers: dict[str, Any], send: Send) -> None:
+        message = too_large_message(limit, negotiate_language(headers.get("accept-language")))
         body = json.dumps({"error": {"code": "too_large", "message": message}}, ensure_ascii=False).encode()
         await send(
             {
