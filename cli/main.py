@@ -43,11 +43,12 @@ for feature in (records, people, worker):
 
 logger = logging.getLogger("sagsflow.cli")
 
-DEMO_USERS: dict[str, list[str]] = {
-    "demo-sagsbehandler": ["caseworker"],
-    "demo-godkender": ["approver"],
-    "demo-ansoeger": ["applicant"],
-}
+# The demo users: name, roles, teams. The staff work in the team `cites`.
+DEMO_USERS: list[tuple[str, list[str], list[str]]] = [
+    ("demo-sagsbehandler", ["caseworker"], ["cites"]),
+    ("demo-godkender", ["approver"], ["cites"]),
+    ("demo-ansoeger", ["applicant"], []),
+]
 DEMO_TOKEN_FILE = Path("var/demo-tokens.env")
 
 
@@ -385,12 +386,27 @@ def serve(
 @token_app.command("create")
 def token_create(
     user: Annotated[str, typer.Argument(help="Brugernavn / user name.")],
-    role: Annotated[list[str], typer.Option("--role", help="Rolle; kan gentages / role; repeatable.")],
+    role: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--role",
+            help="Rolle; kan gentages; opretter brugeren, hvis den ikke findes / role; repeatable; "
+            "creates the user if it does not exist.",
+        ),
+    ] = None,
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--scope",
+            help="Begræns nøglen: cases:read, cases:submit, cases:work, documents:write, admin; kan gentages / "
+            "limit the token to these scopes; repeatable.",
+        ),
+    ] = None,
     label: Annotated[str | None, typer.Option(help="Beskrivelse / description.")] = None,
 ) -> None:
-    """Opret en adgangsnøgle; den vises kun én gang / create a token, shown only once."""
+    """Opret en adgangsnøgle til en bruger; den vises kun én gang / create a token for a user, shown only once."""
     with reported_errors():
-        token = open_service().create_token(user, role, label)
+        token = open_service().create_token(user, role or None, label, scopes=scope or None)
     typer.echo(token)
 
 
@@ -408,13 +424,19 @@ def token_revoke(user: Annotated[str, typer.Argument(help="Brugernavn / user nam
 def token_demo(
     output: Annotated[Path, typer.Option("--output", help="Fil til nøglerne / file for the tokens.")] = DEMO_TOKEN_FILE,
 ) -> None:
-    """Opret nye demo-nøgler og skriv dem i var/demo-tokens.env / create fresh demo tokens."""
+    """Opret demobrugerne med nye nøgler og skriv dem i var/demo-tokens.env / create demo users and tokens."""
     with reported_errors():
         service = open_service()
+        administrator = operator()
+        existing = {user["user"] for user in service.list_users(administrator)}
         lines = []
-        for user, roles in DEMO_USERS.items():
+        for user, roles, teams in DEMO_USERS:
+            if user in existing:
+                service.update_user(administrator, user, roles=roles, teams=teams, active=True)
+            else:
+                service.add_user(administrator, user, roles, teams)
             service.revoke_tokens(user)
-            token = service.create_token(user, roles, "demo")
+            token = service.create_token(user, None, "demo")
             variable = {"caseworker": "CASEWORKER", "approver": "APPROVER", "applicant": "APPLICANT"}[roles[0]]
             lines.append(f"SAGSFLOW_{variable}_TOKEN={token}")
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -89,7 +89,7 @@ def step_view(row: CaseStep, process: CompiledProcess, language: Language) -> di
         "phase": row.phase,
         "round": row.round,
         "kind": row.kind,
-        "label": definition.label.get(language) if definition else row.step_id,
+        "label": definition.label.get(language) if definition else _extra_row_label(row, language),
         "status": row.status,
         "required": row.required,
         "role": definition.role if definition else None,
@@ -98,6 +98,7 @@ def step_view(row: CaseStep, process: CompiledProcess, language: Language) -> di
         "due_at": _iso(row.due_at),
         "completed_at": _iso(row.completed_at),
         "completed_by": row.completed_by,
+        "assignee": row.assignee,
     }
     if definition is not None and definition.kind == "task" and row.status == "active":
         view["form"] = [
@@ -112,6 +113,14 @@ def step_view(row: CaseStep, process: CompiledProcess, language: Language) -> di
         view["eyes"] = definition.eyes
         view["approvals"] = row.data.get("approvals", [])
     return view
+
+
+def _extra_row_label(row: CaseStep, language: Language) -> str:
+    """Label a checklist row that no step defines, such as a hearing reply, from its stored label."""
+    label = row.data.get("label") if isinstance(row.data, dict) else None
+    if isinstance(label, dict) and isinstance(label.get(language), str):
+        return str(label[language])
+    return row.step_id
 
 
 def document_summary(document: Document | Any) -> dict[str, Any]:
@@ -168,6 +177,8 @@ def case_view(
     view["language"] = case.language
     view["closed_at"] = _iso(case.closed_at)
     view["created_by"] = case.created_by
+    view["team"] = case.team
+    view["assignee"] = case.assignee
     view["data"] = dict(case.data)
     view["checklist"] = [step_view(row, process, language) for row in sorted(steps, key=lambda r: r.id)]
     view["active_steps"] = [row.step_id for row in steps if row.status == "active"]
@@ -180,10 +191,11 @@ def applicant_view(view: dict[str, Any], process: CompiledProcess) -> dict[str, 
 
     Applicants see their own application data, the phase and status, and the documents on
     the case addressed to or received from them. Caseworkers' notes, drafts not yet
-    decided, the checklist and who did what stay internal until they reach a letter.
+    decided, the checklist, the team, the assignee and who did what stay internal until
+    they reach a letter.
     """
     application_fields = {name for name, field in process.fields.items() if field.source == "application"}
-    hidden = {"checklist", "active_steps", "created_by"}
+    hidden = {"checklist", "active_steps", "created_by", "team", "assignee"}
     restricted = {key: value for key, value in view.items() if key not in hidden}
     restricted["data"] = {name: value for name, value in view["data"].items() if name in application_fields}
     restricted["documents"] = [
