@@ -1,9 +1,106 @@
-"""The background worker: outbox delivery, timers, hearing deadlines and escalation."""
+"""The background worker (`sagsflow worker`) and the list of overdue work (`sagsflow overdue`)."""
 
 from __future__ import annotations
 
+import json
+import signal
+from types import FrameType
+from typing import Annotated, Any
+
 import typer
+
+from cli.common import configure_logging, count, open_service, operator, reported_errors, say, state
+
+
+def worker(
+    once: Annotated[bool, typer.Option("--once", help="Kør én runde og stop / run one round and stop.")] = False,
+    interval: Annotated[
+        float,
+        typer.Option(help="Sekunder mellem runderne / seconds between rounds.", min=0.1, max=3600),
+    ] = 5.0,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            help="Navn i leveringsloggen; standard er værtsnavn:pid / name in the delivery log; default host name:pid."
+        ),
+    ] = None,
+) -> None:
+    """Send breve, udløs timere, luk høringer og eskalér / deliver letters, fire timers, close hearings, escalate."""
+    from engine.runtime.worker import Worker  # noqa: PLC0415 - keeps `validate` fast
+
+    configure_logging()
+    with reported_errors():
+        service = open_service()
+        runner = Worker(service.database, service.services, service.catalog, name=name)
+
+    def stop(signal_number: int, _frame: FrameType | None) -> None:
+        # Finish the item in hand, then stop; a second signal ends the process at once.
+        signal.signal(signal_number, signal.SIG_DFL)
+        runner.stop()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    with reported_errors():
+        runner.run(interval, once=once)
+
+
+def overdue(
+    limit: Annotated[int, typer.Option(help="Højst så mange af hver slags / at most this many of each.", min=1)] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="Skriv JSON / print JSON.")] = False,
+) -> None:
+    """Vis sager og trin over fristen / list overdue cases and steps."""
+    from engine.runtime.worker import list_overdue  # noqa: PLC0415
+
+    with reported_errors():
+        service = open_service()
+        actor = operator()
+        with service.database.read() as session:
+            result = list_overdue(
+                session,
+                service.catalog,
+                service.services.clock(),
+                state.language,
+                lambda case: service.may_see(actor, case),
+                limit,
+            )
+    if as_json:
+        typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
+        return
+    _print_overdue(result)
+
+
+def _print_overdue(result: dict[str, Any]) -> None:
+    cases, steps = result["cases"], result["steps"]
+    if not cases and not steps:
+        typer.echo(say("Intet er over fristen.", "Nothing is overdue."))
+        return
+    if cases:
+        typer.echo(say("Sager over sagsbehandlingsfristen:", "Cases past their processing deadline:"))
+        for item in cases:
+            days = count(item["days_overdue"], say("dag", "day"), say("dage", "days"))
+            escalated = say(" (eskaleret)", " (escalated)") if item["escalated_at"] else ""
+            typer.echo(
+                f"  {item['journal_number']}  {item['processing_deadline'][:10]}  +{days:<9} "
+                f"{item['phase']['label']:<24} {item['assignee'] or '-':<12} {item['title']}{escalated}"
+            )
+    if steps:
+        typer.echo(say("Trin over fristen:", "Steps past their deadline:"))
+        for item in steps:
+            days = count(item["days_overdue"], say("dag", "day"), say("dage", "days"))
+            escalated = say(" (eskaleret)", " (escalated)") if item["escalated_at"] else ""
+            typer.echo(
+                f"  {item['case']['journal_number']}  {item['due_at'][:10]}  +{days:<9} "
+                f"{item['label']:<32} {item['assignee'] or '-':<12} {item['status']}{escalated}"
+            )
+    typer.echo(
+        say(
+            f"{count(len(cases), 'sag', 'sager')} og {count(len(steps), 'trin', 'trin')} over fristen.",
+            f"{count(len(cases), 'case', 'cases')} and {count(len(steps), 'step', 'steps')} overdue.",
+        )
+    )
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the `sagsflow` application."""
+    app.command("worker")(worker)
+    app.command("overdue")(overdue)

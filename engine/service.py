@@ -20,14 +20,15 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from engine import auth
-from engine.auth import Actor
+from engine import auth, people
+from engine.auth import Actor, Scope, require_scope
 from engine.calendar import local_date
 from engine.definitions.compile import CompiledProcess
 from engine.definitions.loader import LoadedDefinitions
 from engine.deploy import DeployedVersion, deploy_definitions
 from engine.errors import BadRequest, Conflict, FieldError, Forbidden, InvalidInput, NotFound
 from engine.i18n import Language, Text, parse_language
+from engine.people import Access, UserKind
 from engine.runtime.catalog import ProcessCatalog, VersionInfo
 from engine.runtime.commands import CaseCommand, Decision
 from engine.runtime.input import enforce_checks, parse_values
@@ -131,10 +132,18 @@ def _case_filter(reference: str | int) -> Any:
 
 
 class Sagsflow:
-    def __init__(self, database: Database, services: Services, catalog: ProcessCatalog | None = None) -> None:
+    def __init__(
+        self,
+        database: Database,
+        services: Services,
+        catalog: ProcessCatalog | None = None,
+        access: Access | None = None,
+    ) -> None:
+        """`access` defaults to the visibility rules with `SAGSFLOW_CROSS_TEAM_ROLES` from the environment."""
         self.database = database
         self.services = services
         self.catalog = catalog or ProcessCatalog()
+        self.access = access or Access.from_environment()
 
     # Tokens ------------------------------------------------------------------------------
 
@@ -142,26 +151,142 @@ class Sagsflow:
         with self.database.read() as session:
             return auth.authenticate(session, token, self.services.clock())
 
-    def create_token(self, user: str, roles: list[str], label: str | None = None) -> str:
-        """Create a token; once processes are deployed, every role must be one they declare (or admin)."""
+    def create_token(
+        self,
+        user: str,
+        roles: list[str] | None = None,
+        label: str | None = None,
+        *,
+        scopes: list[str] | None = None,
+    ) -> str:
+        """Create a token for `user`; without `scopes` it has every right of the user.
+
+        A user that does not exist yet is created with `roles` and no team. For an existing
+        user, `roles` may be left out. Given `roles` must equal the user's roles, because a
+        token always acts with the user's current roles. Once processes are deployed, every
+        role must be one they declare (or admin).
+        """
         with self.database.write() as session:
-            known = {role for _, process in self.catalog.latest_versions(session) for role in process.definition.roles}
-            unknown = sorted(set(roles) - known - {"admin"})
-            if known and unknown:
-                listed = ", ".join(sorted(known | {"admin"}))
+            existing = people.find_user(session, user)
+            if existing is None:
+                if not roles:
+                    raise BadRequest(
+                        Text(
+                            f"Brugeren '{user}' findes ikke. Opret den med 'sagsflow user add', "
+                            "eller angiv dens roller med --role.",
+                            f"The user '{user}' does not exist. Create it with 'sagsflow user add', "
+                            "or give its roles with --role.",
+                        ),
+                        code="unknown_user",
+                        field="user",
+                    )
+                existing = people.add_user(
+                    session, user, roles, [], self.services.clock(), known_roles=self._known_roles(session)
+                )
+            elif not existing.active:
+                raise Conflict(
+                    Text(
+                        f"Brugeren '{user}' er deaktiveret; der oprettes ingen nøgle.",
+                        f"The user '{user}' is deactivated; no token was created.",
+                    ),
+                    code="inactive_user",
+                    field="user",
+                    hint=Text(
+                        f"Aktivér brugeren med 'sagsflow user update {user} --activate'.",
+                        f"Activate the user with 'sagsflow user update {user} --activate'.",
+                    ),
+                )
+            elif roles and sorted(set(roles)) != sorted(existing.roles):
+                current = ", ".join(existing.roles) or "-"
                 raise BadRequest(
                     Text(
-                        f"Ukendt rolle: {', '.join(unknown)}. Kendte roller: {listed}.",
-                        f"Unknown role: {', '.join(unknown)}. Known roles: {listed}.",
+                        f"Brugeren '{user}' har rollerne {current}; en nøgle har altid brugerens roller.",
+                        f"The user '{user}' has the roles {current}; a token always has the user's roles.",
                     ),
-                    code="unknown_role",
+                    code="roles_differ",
                     field="role",
+                    hint=Text(
+                        f"Udelad --role, eller ret rollerne med 'sagsflow user update {user} --role ...'.",
+                        f"Leave out --role, or change the roles with 'sagsflow user update {user} --role ...'.",
+                    ),
                 )
-            return auth.create_token(session, user, roles, self.services.clock(), label=label)
+            return auth.create_token(
+                session, user, existing.roles, self.services.clock(), label=label, scopes=scopes or ()
+            )
 
     def revoke_tokens(self, user: str) -> int:
         with self.database.write() as session:
             return auth.revoke_tokens(session, user, self.services.clock())
+
+    def _known_roles(self, session: Session) -> set[str]:
+        return {role for _, process in self.catalog.latest_versions(session) for role in process.definition.roles}
+
+    # Users -------------------------------------------------------------------------------
+
+    def add_user(
+        self,
+        actor: Actor,
+        name: str,
+        roles: list[str],
+        teams: list[str] | None = None,
+        *,
+        integration: bool = False,
+        display_name: str | None = None,
+    ) -> dict[str, Any]:
+        """Create an active user; only an administrator may."""
+        self._require_admin(actor)
+        with self.database.write() as session:
+            kind = UserKind.INTEGRATION if integration else UserKind.PERSON
+            user = people.add_user(
+                session,
+                name,
+                roles,
+                teams or [],
+                self.services.clock(),
+                known_roles=self._known_roles(session),
+                kind=kind,
+                display_name=display_name,
+            )
+            logger.info("User %s added by %s", user.name, actor.name)
+            return people.user_view(user)
+
+    def update_user(
+        self,
+        actor: Actor,
+        name: str,
+        *,
+        roles: list[str] | None = None,
+        teams: list[str] | None = None,
+        display_name: str | None = None,
+        active: bool | None = None,
+    ) -> dict[str, Any]:
+        """Change a user's roles, teams, display name or state; the user's tokens follow at once."""
+        self._require_admin(actor)
+        with self.database.write() as session:
+            user = people.update_user(
+                people.get_user(session, name),
+                known_roles=self._known_roles(session),
+                roles=roles,
+                teams=teams,
+                display_name=display_name,
+                active=active,
+            )
+            logger.info("User %s updated by %s", user.name, actor.name)
+            return people.user_view(user)
+
+    def deactivate_user(self, actor: Actor, name: str) -> dict[str, Any]:
+        """Deactivate a user, so that their tokens are rejected until the user is activated again."""
+        return self.update_user(actor, name, active=False)
+
+    def list_users(self, actor: Actor, *, include_inactive: bool = True) -> list[dict[str, Any]]:
+        self._require_admin(actor)
+        with self.database.read() as session:
+            return [people.user_view(user) for user in people.list_users(session, include_inactive=include_inactive)]
+
+    @staticmethod
+    def _require_admin(actor: Actor) -> None:
+        require_scope(actor, Scope.ADMIN)
+        people.require_admin(actor)
 
     # Processes ---------------------------------------------------------------------------
 
@@ -190,6 +315,7 @@ class Sagsflow:
         self, actor: Actor, process_id: str, data: Mapping[str, Any], language: Language | str | None = None
     ) -> dict[str, Any]:
         """Create a case from an application, file it, and run its automatic steps."""
+        require_scope(actor, Scope.CASES_SUBMIT)
         case_language = parse_language(language if isinstance(language, str) else None)
         with self._command_errors("new"), self.database.write() as session:
             version, process = self.catalog.latest(session, process_id)
@@ -219,7 +345,7 @@ class Sagsflow:
 
             now = self.services.clock()
             enforce_checks(process.application_checks, process.guard_context(values, {}, local_date(now)))
-            duplicate_key = self._refuse_duplicate(session, process, values)
+            duplicate_key = self._refuse_duplicate(session, actor, process, values)
             year = local_date(now).year
             sequence, journal_number = next_journal_number(session, year)
             context = process.guard_context(values, {}, local_date(now))
@@ -242,6 +368,7 @@ class Sagsflow:
                 processing_deadline_at=deadline_end(deadline, now) if deadline else None,
                 document_count=0,
                 duplicate_key=duplicate_key,
+                team=people.team_for_new_case(process.definition.team, actor),
                 version=0,  # the command's finish() makes it 1
             )
             session.add(case)
@@ -269,19 +396,23 @@ class Sagsflow:
             logger.info("Case %s created for process %s version %d", journal_number, process.id, version.version)
             return self.case_view(session, actor, case, command.steps, version, process, case_language)
 
-    @staticmethod
-    def _refuse_duplicate(session: Session, process: CompiledProcess, values: Mapping[str, Any]) -> str | None:
-        """Return the case's duplicate key, or raise Conflict naming the open case that already has it."""
+    def _refuse_duplicate(
+        self, session: Session, actor: Actor, process: CompiledProcess, values: Mapping[str, Any]
+    ) -> str | None:
+        """Return the case's duplicate key, or raise Conflict about the open case that already has it.
+
+        The conflict names the open case only to a user who may see it.
+        """
         rule = process.definition.duplicates
         if rule is None or rule.allow:
             return None
         canonical = json.dumps([process.id, [values.get(name) for name in rule.key]], sort_keys=True, default=str)
         key = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-        existing = session.scalar(
-            select(Case.journal_number).where(Case.duplicate_key == key, Case.status == CaseStatus.OPEN)
-        )
+        existing = session.scalars(
+            select(Case).where(Case.duplicate_key == key, Case.status == CaseStatus.OPEN)
+        ).one_or_none()
         if existing is not None:
-            raise _duplicate(existing)
+            raise _duplicate(existing.journal_number if self.may_see(actor, existing) else None)
         return key
 
     def complete_step(
@@ -329,12 +460,16 @@ class Sagsflow:
         language: Language,
         name: str,
         work: Callable[[CaseCommand], None],
+        *,
+        scope: Scope = Scope.CASES_WORK,
     ) -> dict[str, Any]:
         """Run `work` as one command on a case: locked, version-checked, audited, in one transaction.
 
-        Feature modules (notes, hearings, handover, ...) build their commands on this; `name`
-        is the command recorded in the audit event.
+        Feature modules (notes, hearings, handover, ...) build their commands on this. `name`
+        is the command recorded in the audit event. `scope` is the scope that a token with
+        scopes needs. A case the actor may not see is reported as not found.
         """
+        require_scope(actor, scope)
         with self._command_errors(str(case_ref)), self.database.write() as session:
             query = select(Case).where(_case_filter(case_ref))
             if self.database.is_postgresql:
@@ -350,6 +485,43 @@ class Sagsflow:
             work(command)
             command.finish()
             return self.case_view(session, actor, case, command.steps, version, process, language)
+
+    def assign_case(
+        self,
+        actor: Actor,
+        case_ref: str | int,
+        assignee: str | None,
+        expected_version: int | None,
+        language: Language,
+    ) -> dict[str, Any]:
+        """Hand the case over to `assignee`, an active staff user who may see it; None removes the assignee."""
+        return self.run_command(
+            actor,
+            case_ref,
+            expected_version,
+            language,
+            "assign_case",
+            lambda command: people.assign_case(command, self.access, assignee),
+        )
+
+    def assign_step(
+        self,
+        actor: Actor,
+        case_ref: str | int,
+        step_id: str,
+        assignee: str | None,
+        expected_version: int | None,
+        language: Language,
+    ) -> dict[str, Any]:
+        """Hand an active step over to `assignee`, who must also hold the step's role; None removes the assignee."""
+        return self.run_command(
+            actor,
+            case_ref,
+            expected_version,
+            language,
+            "assign_step",
+            lambda command: people.assign_step(command, self.access, step_id, assignee),
+        )
 
     @contextmanager
     def _command_errors(self, case_ref: str) -> Iterator[None]:
@@ -382,10 +554,9 @@ class Sagsflow:
 
     # Cases: queries ----------------------------------------------------------------------
 
-    @staticmethod
-    def may_see(actor: Actor, case: Case) -> bool:
-        """Decide whether `actor` may see `case` at all; callers answer 404 when not."""
-        return actor.is_staff or case.created_by == actor.name
+    def may_see(self, actor: Actor, case: Case) -> bool:
+        """Decide whether `actor` may see `case` at all; callers return 404 when not (`engine.people.Access`)."""
+        return self.access.may_see(actor, case)
 
     @staticmethod
     def case_view(
@@ -406,8 +577,14 @@ class Sagsflow:
         view = case_view(case, steps, documents, version, process, language)
         return view if actor.is_staff else applicant_view(view, process)
 
-    def load_case(self, session: Session, actor: Actor, case_ref: str | int) -> Case:
-        """Load a case by id or journal number for reading, or raise NotFound (also when not visible)."""
+    def load_case(
+        self, session: Session, actor: Actor, case_ref: str | int, *, scope: Scope = Scope.CASES_READ
+    ) -> Case:
+        """Load a case by id or journal number, or raise NotFound (also when not visible).
+
+        A token with scopes needs `scope`, or the call raises Forbidden before the case is read.
+        """
+        require_scope(actor, scope)
         case = session.scalars(select(Case).where(_case_filter(case_ref))).one_or_none()
         if case is None or not self.may_see(actor, case):
             raise _case_not_found(str(case_ref))
@@ -431,11 +608,13 @@ class Sagsflow:
         limit: int = 50,
         offset: int = 0,
     ) -> dict[str, Any]:
+        require_scope(actor, Scope.CASES_READ)
         limit = max(1, min(limit, MAX_PAGE_SIZE))
         offset = max(0, offset)
         query = select(Case)
-        if not actor.is_staff:
-            query = query.where(Case.created_by == actor.name)
+        visible = self.access.visible_cases(actor)
+        if visible is not None:
+            query = query.where(visible)
         if process_id:
             query = query.where(Case.process_id == process_id)
         if phase:

@@ -6,6 +6,7 @@
 | SAGSFLOW_DEFINITIONS            | nearest folder with skeletons/        |
 | SAGSFLOW_LANGUAGE               | da                                    |
 | SAGSFLOW_DIGITAL_POST_DIR       | var/digital-post                      |
+| SAGSFLOW_PUBLIC_URL             | http://127.0.0.1:8000                 |
 | SAGSFLOW_AUTHORITY_NAME, _ADDRESS, _POSTCODE, _CITY, _EMAIL, _CVR     |
 
 Relative paths are taken from the current directory, so run commands from the project
@@ -23,6 +24,8 @@ from engine.definitions.loader import find_root
 from engine.i18n import Language, parse_language
 
 DEFAULT_DATABASE_URL = "sqlite:///var/sagsflow.db"
+# The address at which parties reach the API, for the reply links in hearing letters.
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 SOURCE_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -55,6 +58,7 @@ class Settings:
     language: Language = "da"
     digital_post_dir: Path = Path("var/digital-post")
     authority: Authority = field(default_factory=Authority)
+    public_url: str = DEFAULT_PUBLIC_URL
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -76,4 +80,5 @@ class Settings:
             language=parse_language(env.get("SAGSFLOW_LANGUAGE")),
             digital_post_dir=Path(env.get("SAGSFLOW_DIGITAL_POST_DIR") or "var/digital-post"),
             authority=authority,
+            public_url=(env.get("SAGSFLOW_PUBLIC_URL") or DEFAULT_PUBLIC_URL).rstrip("/"),
         )

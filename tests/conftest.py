@@ -28,13 +28,14 @@ from engine.adapters.cvr import FakeCompanyRegister
 from engine.adapters.digital_post import MemoryDigitalPost
 from engine.adapters.species import OfflineSpeciesPlus
 from engine.definitions.loader import LoadedDefinitions, load_definitions
+from engine.people import Access
 from engine.runtime.services import Services
 from engine.service import Sagsflow
 from engine.settings import Settings
 from engine.storage.database import Database, normalise_url
 from engine.storage.migrate import upgrade
 from engine.storage.tables import Base
-from tests.helpers import REPOSITORY, Tokens
+from tests.helpers import ADMIN, OFFICE_USERS, REPOSITORY, TEAM, Tokens, load_office
 
 POSTGRES_URL = os.environ.get("SAGSFLOW_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_POSTGRES = os.environ.get("SAGSFLOW_REQUIRE_POSTGRES") == "1"
@@ -162,22 +163,55 @@ def service(database: Database, services: Services, definitions: LoadedDefinitio
     return engine
 
 
+@pytest.fixture
+def office(tmp_path: Path, database: Database, services: Services) -> Sagsflow:
+    """The engine with the small office of tests/helpers.py deployed and its users stored.
+
+    Only `admin` sees every team's cases here, whatever `SAGSFLOW_CROSS_TEAM_ROLES` says.
+    """
+    engine = Sagsflow(database, services, access=Access())
+    engine.deploy(load_office(tmp_path / "office"), "test")
+    for name, roles, teams in OFFICE_USERS:
+        engine.add_user(ADMIN, name, roles, teams)
+    return engine
+
+
 # HTTP ----------------------------------------------------------------------------------------
 
 
 @pytest.fixture
 def tokens(service: Sagsflow) -> Tokens:
+    """Tokens of staff in the CITES team and of two applicants, who belong to no team."""
+    for name, roles in (
+        ("karen", ["caseworker"]),
+        ("mads", ["caseworker"]),
+        ("bo", ["approver"]),
+        ("trine", ["caseworker", "approver"]),
+    ):
+        service.add_user(ADMIN, name, roles, [TEAM])
     return Tokens(
-        caseworker=service.create_token("karen", ["caseworker"]),
-        caseworker_2=service.create_token("mads", ["caseworker"]),
-        approver=service.create_token("bo", ["approver"]),
+        caseworker=service.create_token("karen"),
+        caseworker_2=service.create_token("mads"),
+        approver=service.create_token("bo"),
         applicant=service.create_token("kragelund", ["applicant"]),
         other_applicant=service.create_token("lindholt", ["applicant"]),
-        both=service.create_token("trine", ["caseworker", "approver"]),
+        both=service.create_token("trine"),
     )
 
 
 @pytest.fixture
 def client(service: Sagsflow) -> Iterator[TestClient]:
     with TestClient(create_app(service, Settings()), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def office_tokens(office: Sagsflow) -> dict[str, str]:
+    """A token without scopes for every office user, by user name."""
+    return {name: office.create_token(name) for name, _, _ in OFFICE_USERS}
+
+
+@pytest.fixture
+def office_client(office: Sagsflow) -> Iterator[TestClient]:
+    with TestClient(create_app(office, Settings(), dispatch_interval=0), raise_server_exceptions=False) as test_client:
         yield test_client

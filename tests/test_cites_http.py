@@ -114,12 +114,34 @@ def test_cites_case_from_application_to_sent_decision(
         {"assessment_note": "Ranchede dyr fra Togo; kvoten er ikke overskredet.", "consultation_required": True},
     )
     assert case["phase"]["id"] == "hoering"
-    case = complete(
-        client, tokens.caseworker, case, "consultation_sent", {"consultation_parties": "Naturhistorisk Museum"}
+    # The consultation goes to one party, who answers through the link in the letter.
+    museum = {"name": "Statens Naturhistoriske Museum", "id_type": "CVR", "id": "29979812"}
+    response = client.post(
+        f"/cases/{case['id']}/steps/consultation/hearing",
+        json={"parties": [museum], "merged": {"question": "Har museet bemærkninger?"}, "version": case["version"]},
+        headers=auth(tokens.caseworker),
     )
-    case = complete(
-        client, tokens.caseworker, case, "consultation_replies", {"consultation_summary": "Ingen bemærkninger."}
-    )
+    assert response.status_code == 200, response.json()
+    case = response.json()
+    assert step(case, "consultation")["status"] == "waiting"
+    # 3 weeks from 4 December is Christmas Day; 26 December is a holiday and 27 December a Sunday.
+    assert step(case, "consultation")["due_at"] == "2026-12-28T22:59:59+00:00"
+    hearing_letter = client.get(f"/cases/{case['id']}/letters", headers=auth(tokens.caseworker)).json()[-1]
+    assert "/hearing-replies/REDACTED" in hearing_letter["text"], "the filed letter keeps no reply token"
+    sent = post.delivered[f"letter:{case['journal_number']}:{hearing_letter['number']}"]
+    assert sent.recipient.id == "29979812"
+    token = re.findall(r"/hearing-replies/([A-Za-z0-9_-]+)", sent.main_document_text)[0]
+    shown = client.get(f"/hearing-replies/{token}")
+    assert shown.status_code == 200, shown.json()
+    assert shown.json()["journal_number"] == case["journal_number"]
+    reply = client.post(f"/hearing-replies/{token}", json={"text": "Ingen bemærkninger."})
+    assert reply.status_code == 201, reply.json()
+    again = client.post(f"/hearing-replies/{token}", json={"text": "Alligevel en bemærkning."})
+    assert again.status_code == 409
+
+    case = client.get(f"/cases/{case['id']}", headers=auth(tokens.caseworker)).json()
+    assert step(case, "consultation")["outcome"] == "answered"
+    assert step(case, "hearing_reply_1")["label"] == "Høringssvar"
     assert case["phase"]["id"] == "draft"
 
     # The draft is written by a user who is also an approver: four eyes stop them.
@@ -164,7 +186,7 @@ def test_cites_case_from_application_to_sent_decision(
     assert "Dyrene skal mærkes med mikrochip." in decision["text"]
     assert "691,00 kr." in decision["text"]
     assert "<h2>Klagevejledning</h2>" in decision["html"]
-    assert len(post.delivered) == 3
+    assert len(post.delivered) == 4, "receipt, information request, consultation and decision"
 
     case = complete(client, tokens.caseworker, case, "closing_check", {})
     assert case["phase"]["id"] == "closed"
@@ -253,7 +275,7 @@ def test_annex_a_permit_needs_positive_opinion(client: TestClient, tokens: Token
     assert granted.status_code == 422
     assert "bilag A" in granted.json()["error"]["errors"][0]["message"]
     assert refused.status_code == 200
-    assert refused.json()["phase"]["id"] == "approval"
+    assert refused.json()["phase"]["id"] == "partshoering", "a refusal needs a party hearing first"
 
 
 def test_english_decision_cites_law_in_english(client: TestClient, tokens: Tokens) -> None:

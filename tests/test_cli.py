@@ -259,7 +259,7 @@ def test_diff_and_migrate_cases(environment: dict[str, str], tmp_path: Path) -> 
     process.write_text(
         process.read_text(encoding="utf-8").replace(
             "  - insert_after: export_permit_check\n",
-            "  - remove: consultation_replies\n  - insert_after: export_permit_check\n",
+            "  - remove: consultation\n  - insert_after: export_permit_check\n",
         ),
         encoding="utf-8",
     )
@@ -270,7 +270,7 @@ def test_diff_and_migrate_cases(environment: dict[str, str], tmp_path: Path) -> 
     moved = invoke(changed, "migrate-cases", "cites-import", "--to", "2")
     shown = invoke(changed, "case", "show", case["journal_number"])
 
-    assert diff == (0, "- step consultation_replies\n1 ændring.\n")
+    assert diff == (0, "- step consultation\n1 ændring.\n")
     assert dry[0] == 0
     assert f"{case['journal_number']}  v1 → v2  screening  ok" in dry[1]
     assert moved[0] == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ from engine.adapters.digital_post import MemoryDigitalPost
 from engine.auth import Actor
 from engine.definitions.loader import load_definitions
 from engine.errors import Forbidden, InvalidInput
+from engine.runtime.commands import CaseCommand
+from engine.runtime.hearings import open_hearing, submit_reply
 from engine.runtime.services import Services
 from engine.service import Sagsflow
 from engine.storage.database import Database
@@ -227,7 +230,11 @@ def inspection(engine: Sagsflow) -> dict[str, Any]:
     return engine.submit(CASEWORKER, "test-inspection", data, "da")
 
 
-def test_inspection_with_hearing_and_order(engine: Sagsflow) -> None:
+def open_party_hearing(command: CaseCommand) -> None:
+    open_hearing(command, "party_hearing", None, {})
+
+
+def test_inspection_with_hearing_and_order(engine: Sagsflow, post: MemoryDigitalPost) -> None:
     case = inspection(engine)
     case = complete(
         engine,
@@ -248,17 +255,32 @@ def test_inspection_with_hearing_and_order(engine: Sagsflow) -> None:
         },
     )
     assert case["phase"]["id"] == "partshoering"
-    # 14 calendar days from 4 December end on Friday 18 December.
-    assert step(case, "hearing_reply")["due_at"] == "2026-12-18T22:59:59+00:00"
-    letters = engine.list_letters(CASEWORKER, case["id"])
-    assert "18. december 2026" in letters[-1]["text"]
+    assert step(case, "party_hearing")["status"] == "active"
 
-    case = complete(engine, case, "hearing_reply", {"hearing_reply_summary": "Logbogen er nu udfyldt."})
+    case = engine.run_command(CASEWORKER, case["id"], None, "da", "open_hearing", open_party_hearing)
+    # 14 calendar days from 4 December end on Friday 18 December.
+    assert step(case, "party_hearing")["due_at"] == "2026-12-18T22:59:59+00:00"
+    assert step(case, "party_hearing")["status"] == "waiting"
+    hearing_letter = engine.list_letters(CASEWORKER, case["id"])[-1]
+    assert "Havnen i Fjordby A/S\nKajgade 1" in hearing_letter["text"]
+    assert "18. december 2026" in hearing_letter["text"]
+    assert "/hearing-replies/REDACTED" in hearing_letter["text"], "the filed letter keeps no reply token"
+
+    engine.dispatch_outbox()
+    sent = post.delivered[f"letter:{case['journal_number']}:{hearing_letter['number']}"]
+    token = re.findall(r"/hearing-replies/([A-Za-z0-9_-]+)", sent.main_document_text)[0]
+    submit_reply(engine.database, engine.services, engine.catalog, token, "Logbogen er nu udfyldt.", None)
+    case = engine.get_case(CASEWORKER, case["id"], "da")
+    assert step(case, "party_hearing")["outcome"] == "answered"
+    assert step(case, "hearing_reply_1")["label"] == "Høringssvar"
+    assert case["phase"]["id"] == "enforcement_draft"
+
     case = complete(
         engine,
         case,
         "enforcement_proposal",
         {
+            "hearing_reply_summary": "Logbogen er nu udfyldt.",
             "enforcement_type": "order",
             "enforcement_text": "Påbud om at føre logbog.",
             "compliance_deadline": "2027-01-15",

@@ -252,6 +252,21 @@ class PartyFields(Strict):
     cpr: Identifier | None = None
 
 
+class EscalationRule(Strict):
+    """What the worker does, once, when a case or a step is overdue."""
+
+    overdue: Identifier = Field(
+        description="`case` for the case's processing deadline, or the id of a step with a deadline."
+    )
+    action: Literal["notify", "reassign"] = Field(
+        description="notify: write a note on the case to `to`; reassign: make `to` the assignee of the case or step."
+    )
+    to: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(
+        description="A role of the process, or a user name."
+    )
+    message: Label = Field(description="The note's text, in Danish and English.")
+
+
 class SkeletonDef(Strict):
     skeleton: Identifier
     title: Label
@@ -265,6 +280,9 @@ class SkeletonDef(Strict):
     appeal: AppealDef | None = None
     case_title: str | None = Field(default=None, description="Jinja2 template for a case's title.")
     party: PartyFields = Field(default_factory=PartyFields, description="The fields naming the party letters go to.")
+    escalation: list[EscalationRule] = Field(
+        default_factory=list, description="What the worker does when a case or a step is overdue."
+    )
 
 
 class Duplicates(Strict):
@@ -311,6 +329,14 @@ class ProcessDef(Strict):
     )
     duplicates: Duplicates | None = Field(
         default=None, description="When a second open application for the same key fields is refused."
+    )
+    escalation: list[EscalationRule] | None = Field(
+        default=None, description="Replaces the escalation rules inherited from the skeleton or parent process."
+    )
+    team: Identifier | None = Field(
+        default=None,
+        description="The team whose staff handle the process's cases. Without it, a case gets the submitting "
+        "caseworker's first team, or none.",
     )
 
 
@@ -369,3 +395,5 @@ class ResolvedProcess(Strict):
     application_checks: list[Check] = Field(default_factory=list)
     party: PartyFields = Field(default_factory=PartyFields)
     duplicates: Duplicates | None = None
+    escalation: list[EscalationRule] = Field(default_factory=list)
+    team: str | None = None

@@ -24,8 +24,26 @@ def describe_deadline(deadline: Deadline, language: Language) -> str:
 
 
 _KINDS = {
-    "da": {"task": "opgave", "action": "handling", "letter": "brev", "approval": "godkendelse"},
-    "en": {"task": "task", "action": "action", "letter": "letter", "approval": "approval"},
+    "da": {
+        "task": "opgave",
+        "action": "handling",
+        "letter": "brev",
+        "approval": "godkendelse",
+        "hearing": "høring",
+        "party_hearing": "partshøring",
+        "timer": "timer",
+        "intake": "modtagelse",
+    },
+    "en": {
+        "task": "task",
+        "action": "action",
+        "letter": "letter",
+        "approval": "approval",
+        "hearing": "hearing",
+        "party_hearing": "party hearing",
+        "timer": "timer",
+        "intake": "intake",
+    },
 }
 
 
@@ -33,7 +51,7 @@ def _step_line(step: ResolvedStep, language: Language) -> list[str]:
     kind = _KINDS[language][step.kind]
     if step.kind == "action":
         kind = f"{kind} {step.action}"
-    elif step.kind == "letter":
+    elif step.kind in ("letter", "hearing", "party_hearing"):
         kind = f"{kind} {step.letter}"
     elif step.kind == "approval":
         kind = f"{kind}, {step.eyes} {_say(language, 'øjne', 'eyes')}, {_say(language, 'af', 'of')} {step.approves}"

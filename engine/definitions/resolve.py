@@ -18,6 +18,7 @@ from engine.definitions.model import (
     Check,
     Deadline,
     Duplicates,
+    EscalationRule,
     Fee,
     LegalBasis,
     LetterDef,
@@ -292,6 +293,8 @@ class _Resolver:
         self.classification: str | None = None
         self.fee: Fee | None = None
         self.duplicates: Duplicates | None = None
+        self.escalation: list[EscalationRule] = list(base.escalation)
+        self.team: str | None = None
 
     def duplicate(self, location: Location, kind: Text, name: str, key: SourceKey) -> None:
         self.problems.append(make_problem("SF301", location, kind=kind, name=name, first=self.sources.location(key)))
@@ -326,7 +329,7 @@ class _Resolver:
         for letter_id, letter in base.letters.items():
             self.letters[letter_id] = _letter_entry(letter_id, letter, "skeleton", source, self.templates)
             self.sources.add(("letter", letter_id), source, ("letters", letter_id))
-        for key in ("processing_deadline", "appeal", "case_title", "party"):
+        for key in ("processing_deadline", "appeal", "case_title", "party", "escalation"):
             self.sources.add((key,), source, (key,))
 
     # The process -----------------------------------------------------------------------------
@@ -369,6 +372,8 @@ class _Resolver:
             "classification",
             "fee",
             "duplicates",
+            "team",
+            "escalation",
         ):
             value = getattr(definition, name)
             if value is not None:
@@ -488,6 +493,8 @@ class _Resolver:
             "application_checks": self.application_checks,
             "party": base.party,
             "duplicates": self.duplicates,
+            "escalation": self.escalation,
+            "team": self.team,
         }
         if self.process is None:
             # A bare skeleton is validated like a process that changes nothing.

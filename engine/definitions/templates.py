@@ -39,9 +39,10 @@ _MONTHS = {
     ),
 }  # fmt: skip
 
-# Names every letter template may use besides the case fields; the runtime fills them.
+# Names every letter template may use besides the case fields; the runtime fills them. `hearing`
+# is None except in the letters that a hearing or party hearing step sends.
 LETTER_NAMES: frozenset[str] = frozenset(
-    {"case", "authority", "process", "letter_date", "fee", "appeal", "language", "recipient", "deadlines"}
+    {"case", "authority", "process", "letter_date", "fee", "appeal", "language", "recipient", "deadlines", "hearing"}
 )
 
 _BLANK_LINES = re.compile(r"\n{3,}")

@@ -18,6 +18,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from pydantic import ValidationError
 
 from engine.actions import ACTIONS
+from engine.auth import USER_NAME_PATTERN
 from engine.calendar import DayRule, DeadlineUnit
 from engine.definitions.expressions import (
     GUARD_NAMES,
@@ -32,7 +33,15 @@ from engine.definitions.expressions import (
 )
 from engine.definitions.fields import FIELD_TYPES, OPTION_NAMES
 from engine.definitions.graph import check_graph
-from engine.definitions.model import AUTOMATIC_KINDS, Deadline, ResolvedField, ResolvedProcess, ResolvedStep
+from engine.definitions.model import (
+    AUTOMATIC_KINDS,
+    HEARING_KINDS,
+    Deadline,
+    EscalationRule,
+    ResolvedField,
+    ResolvedProcess,
+    ResolvedStep,
+)
 from engine.definitions.problems import (
     Location,
     Problem,
@@ -117,6 +126,9 @@ _KIND_OUTCOMES: dict[str, tuple[str, ...]] = {
     "task": ("done",),
     "approval": ("approved", "rejected"),
     "letter": ("sent",),
+    "hearing": ("answered", "partly_answered", "deadline_passed"),
+    "party_hearing": ("answered", "partly_answered", "deadline_passed"),
+    "timer": ("elapsed", "no_date"),
 }
 # Every step can also be skipped. A guard reads `active` for a step of the case's current round
 # that has not finished yet, such as a later step of the same phase.
@@ -314,6 +326,8 @@ LETTER_OBJECT_KEYS: dict[str, tuple[str, ...]] = {
     "authority": ("name", "address", "postcode", "city", "email", "cvr"),
     "appeal": ("body", "how", "period", "deadline"),
     "recipient": ("id_type", "id", "name"),
+    # Only in letters that a hearing or party hearing step sends (engine/runtime/letters.py, hearing_context).
+    "hearing": ("kind", "party", "deadline", "reply_url", "merged"),
 }
 
 
@@ -506,6 +520,7 @@ class _Checker:
         self.check_party()
         self.check_duplicates()
         self.check_case_title()
+        self.check_escalation()
         return self.problems
 
     # Fields ------------------------------------------------------------------------------
@@ -984,6 +999,9 @@ class _Checker:
             for step in phase.steps
             if step.kind == "approval" and step.approves == step_id
         ]
+        for rule in self.process.escalation:
+            if rule.overdue == step_id:
+                users.append(Text("en eskaleringsregel (escalation)", "an escalation rule (escalation)"))
         for expression, where in self._guards():
             try:
                 steps = outcome_steps(parse_guard(expression))
@@ -1088,6 +1106,79 @@ class _Checker:
         if self.process.appeal is not None:
             self.check_deadline(self.process.appeal.deadline, self.at(("appeal",), "deadline"))
 
+    # Escalation -----------------------------------------------------------------------------
+
+    def check_escalation(self) -> None:
+        for index, rule in enumerate(self.process.escalation):
+            self.check_escalation_target(rule, self.at(("escalation",), index, "overdue"))
+            self.check_escalation_recipient(rule, self.at(("escalation",), index, "to"))
+
+    def check_escalation_target(self, rule: EscalationRule, location: Location) -> None:
+        """Check that the rule watches the case or a step that can become overdue."""
+        if rule.overdue == "case":
+            if self.process.processing_deadline is None:
+                self.add(
+                    "SF202",
+                    location,
+                    key="overdue",
+                    detail=Text(
+                        "processen har ingen sagsbehandlingsfrist (processing_deadline), så en sag bliver aldrig "
+                        "overskredet",
+                        "the process has no processing deadline (processing_deadline), so a case is never overdue",
+                    ),
+                )
+            return
+        step = self.steps_by_id.get(rule.overdue)
+        if step is None:
+            # A removed step is reported at its `remove:` (SF331), an unplaced one at its anchor (SF302).
+            if rule.overdue not in self.sources.removed_steps and rule.overdue not in self.unplaced_ids:
+                known = known_names(["case", *self.step_order], rule.overdue, sort=False)
+                self.add("SF302", location, name=rule.overdue, known=known)
+            return
+        if step.deadline is None:
+            self.add(
+                "SF202",
+                location,
+                key="overdue",
+                detail=Text(
+                    f"trinnet '{step.id}' har ingen frist (deadline), så det bliver aldrig overskredet",
+                    f"the step '{step.id}' has no deadline, so it is never overdue",
+                ),
+            )
+
+    def check_escalation_recipient(self, rule: EscalationRule, location: Location) -> None:
+        """Check that `to` is a role of the process (not for reassign) or a user name."""
+        roles = self.process.roles
+        if rule.to in roles:
+            if rule.action == "reassign":
+                self.add(
+                    "SF202",
+                    location,
+                    key="to",
+                    detail=Text(
+                        f"'{rule.to}' er en rolle, men reassign kræver et brugernavn, fordi en sag eller et trin "
+                        "kun har én ansvarlig",
+                        f"'{rule.to}' is a role, but reassign needs a user name, because a case or a step has "
+                        "one assignee",
+                    ),
+                )
+            return
+        if not USER_NAME_PATTERN.match(rule.to):
+            self.add(
+                "SF202",
+                location,
+                key="to",
+                detail=Text(
+                    f"'{rule.to}' er hverken en af processens roller eller et gyldigt brugernavn (bogstaver, cifre "
+                    "og . _ @ -)",
+                    f"'{rule.to}' is neither a role of the process nor a valid user name (letters, digits and . _ @ -)",
+                ),
+            )
+            return
+        # A user name that is close to a role name is most likely a misspelt role.
+        if closest_name(rule.to, roles) is not None:
+            self.add("SF314", location, name=rule.to, known=known_names(roles, rule.to))
+
     # The case title -------------------------------------------------------------------------
 
     def check_case_title(self) -> None:
@@ -1146,7 +1237,7 @@ class _Checker:
     def check_letters_sent(self) -> None:
         """Warn about a letter that a process declares and no step sends."""
         steps = [step for step, _ in (*self.placed_steps, *self.sources.unplaced_steps)]
-        sent = {step.letter for step in steps if step.kind == "letter"}
+        sent = {step.letter for step in steps if step.kind == "letter" or step.kind in HEARING_KINDS}
         for letter_id, letter in self.process.letters.items():
             if letter.origin == "process" and letter_id not in sent:
                 self.add("SF333", self.at(("letter", letter_id), use_key=True), name=letter_id)

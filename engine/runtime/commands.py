@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any, Literal
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.actions import ACTIONS
@@ -26,7 +27,7 @@ from engine.auth import Actor
 from engine.calendar import end_of_day, local_date
 from engine.definitions.compile import CompiledProcess, CompiledStep
 from engine.definitions.fields import FieldValueError, check_text
-from engine.definitions.templates import TemplateProblem
+from engine.definitions.templates import TemplateProblem, escape_markdown
 from engine.errors import BadRequest, Conflict, FieldErrors, Forbidden, NotFound, ProcessFault, SagsflowError
 from engine.i18n import Language, Text
 from engine.runtime.audit import append_event
@@ -287,6 +288,43 @@ class CaseCommand:
             )
         )
 
+    # Hearings and timers ---------------------------------------------------------------------
+
+    def wait(self, row: CaseStep, due_at: datetime) -> None:
+        """Set an opened hearing step waiting for replies until `due_at`."""
+        row.due_at = due_at
+        row.status = StepStatus.WAITING
+        self._record_step(row)
+
+    def finish_waiting(self, row: CaseStep, outcome: str) -> None:
+        """Mark a waiting hearing or timer step done by the system with `outcome`, then settle the case."""
+        self._finish_step(row, StepStatus.DONE, outcome, "system")
+        self.settle()
+
+    def add_done_row(self, beside: CaseStep, step_id: str, kind: str, outcome: str, data: dict[str, Any]) -> CaseStep:
+        """Add an optional checklist row, already done by the actor, in the phase round of `beside`.
+
+        Hearing replies are recorded this way: they are not steps of the process definition,
+        so `data["label"]` holds their Danish and English label for the views.
+        """
+        row = CaseStep(
+            case_id=self.case.id,
+            phase=beside.phase,
+            round=beside.round,
+            position=beside.position,
+            step_id=step_id,
+            kind=kind,
+            status=StepStatus.DONE,
+            required=False,
+            data=data,
+            started_at=self.now,
+            due_at=None,
+        )
+        self.session.add(row)
+        self.steps.append(row)
+        self._finish_step(row, StepStatus.DONE, outcome, self.actor.name)
+        return row
+
     # Letters and documents -----------------------------------------------------------------
 
     def add_document(self, **columns: Any) -> Document:
@@ -302,7 +340,20 @@ class CaseCommand:
         self.changes["documents"].append({"number": document.number, "title": document.title})
         return document
 
-    def send_letter(self, letter_id: str, row: CaseStep) -> Document:
+    def send_letter(
+        self,
+        letter_id: str,
+        row: CaseStep,
+        *,
+        recipient: dict[str, str] | None = None,
+        hearing: dict[str, Any] | None = None,
+        payload: Mapping[str, Any] | None = None,
+    ) -> Document:
+        """Render a letter, file it and queue it in the outbox.
+
+        A hearing letter passes its party as `recipient` instead of the case's party, its
+        `hearing` context (see `letters.hearing_context`) and `payload` entries for the outbox.
+        """
         letter = self.process.definition.letters[letter_id]
         language: Language = "en" if self.case.language == "en" and "en" in letter.templates else "da"
         template = letter.templates[language]
@@ -312,6 +363,10 @@ class CaseCommand:
         context["deadlines"] = {
             row.step_id: local_date(row.due_at) for row in self.current_rows() if row.due_at is not None
         }
+        if recipient is not None:
+            context["recipient"] = {**recipient, "name": escape_markdown(recipient["name"])}
+        if hearing is not None:
+            context["hearing"] = hearing
         try:
             rendered = self.process.renderer.render(template, subject, language, context)
         except TemplateProblem as problem:
@@ -323,7 +378,7 @@ class CaseCommand:
                 )
             ) from None
 
-        recipient = recipient_of(self.case, self.process)
+        recipient = recipient or recipient_of(self.case, self.process)
         document = self.add_document(
             kind=DocumentKind.LETTER,
             title=subject,
@@ -348,6 +403,7 @@ class CaseCommand:
                     "letter": letter_id,
                     "recipient": recipient,
                     "classification": self.process.definition.classification,
+                    **(payload or {}),
                 },
                 status=OutboxStatus.PENDING,
                 attempts=0,
@@ -528,3 +584,22 @@ class CaseCommand:
             changes.update(extra)
         append_event(self.session, self.case.id, self.now, self.actor.name, self.name, changes)
         self.session.flush()
+
+
+def lock_case(session: Session, case_id: int, *, postgresql: bool, skip_locked: bool = False) -> Case | None:
+    """Load a case row for a command, locked on PostgreSQL; with `skip_locked`, None when another holds it.
+
+    On SQLite the write transaction already holds the database's write lock.
+    """
+    query = select(Case).where(Case.id == case_id).execution_options(populate_existing=True)
+    if postgresql:
+        query = query.with_for_update(skip_locked=skip_locked)
+    return session.scalars(query).one_or_none()
+
+
+def load_command(
+    session: Session, services: Services, process: CompiledProcess, case: Case, actor: Actor, name: str
+) -> CaseCommand:
+    """Build a command on a case that the caller has locked, with the case's checklist loaded."""
+    steps = list(session.scalars(select(CaseStep).where(CaseStep.case_id == case.id).order_by(CaseStep.id)))
+    return CaseCommand(session, services, process, case, steps, actor, name)

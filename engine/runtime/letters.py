@@ -1,10 +1,11 @@
 """Render a case's letters and build the context their templates see.
 
 Besides every case field, a template sees `case`, `authority`, `process`, `letter_date`,
-`fee`, `appeal`, `language`, `recipient` and `deadlines` (the due dates of the current
-phase's steps by step id, added by the command). `appeal.deadline` is the actual expiry date
-of the appeal period counted from the letter's date on the Danish calendar, which every
-decision letter must state.
+`fee`, `appeal`, `language`, `recipient`, `deadlines` (the due dates of the current
+phase's steps by step id, added by the command) and `hearing` (None except in a letter that
+a hearing or party hearing step sends, see `hearing_context`). `appeal.deadline` is the
+actual expiry date of the appeal period counted from the letter's date on the Danish
+calendar, which every decision letter must state.
 
 Text the applicant typed reaches the template escaped for Markdown, so that a name such as
 "[Klik](http://evil.example)" shows as written and never becomes a link. Text written by a
@@ -14,6 +15,7 @@ caseworker or the system is Markdown and may contain lists or emphasis.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -112,6 +114,7 @@ def letter_context(
     context["language"] = language
     recipient = recipient_of(case, process)
     context["recipient"] = {**recipient, "name": escape_markdown(recipient["name"])}
+    context["hearing"] = None
     appeal = definition.appeal
     context["appeal"] = (
         {
@@ -124,6 +127,23 @@ def letter_context(
         else None
     )
     return context
+
+
+def hearing_context(
+    kind: str, party: Mapping[str, str], deadline: datetime, reply_url: str, merged: Mapping[str, str]
+) -> dict[str, Any]:
+    """Build the `hearing` object of a hearing letter to one party.
+
+    The party's name is escaped for Markdown like the applicant's text. The merged texts are
+    the caseworker's and may contain Markdown, as caseworker fields may.
+    """
+    return {
+        "kind": kind,
+        "party": {"name": escape_markdown(party["name"]), "id_type": party["id_type"], "id": party["id"]},
+        "deadline": local_date(deadline),
+        "reply_url": reply_url,
+        "merged": dict(merged),
+    }
 
 
 def sha256_text(text: str) -> str:

@@ -1,31 +1,68 @@
-"""Dispatch the transactional outbox: deliver queued letters through digital post.
+"""Dispatch the transactional outbox: deliver queued letters by digital post or physical mail.
 
-Each message is claimed in its own transaction (`FOR UPDATE SKIP LOCKED` on PostgreSQL,
-so several dispatchers can share one outbox; SQLite serialises writers anyway). The
-adapter is called with the message's idempotency key as message id, so a retry after
-a crash between delivery and commit is delivered once. A failed delivery stays queued
-with exponential backoff; after `MAX_ATTEMPTS` the message is marked failed.
+A delivery takes three steps, so that no database lock is held while an outside system is
+called:
+
+1. `claim_next` claims the oldest due message in a short transaction (`FOR UPDATE SKIP
+   LOCKED` on PostgreSQL, so several workers share one outbox; SQLite serialises writers
+   anyway). It counts the attempt, records it in `outbox_attempts` as interrupted, and
+   moves `next_attempt_at` one lease (`CLAIM_LEASE`) ahead, so no other worker takes the
+   message while this one sends it.
+2. `deliver` calls the adapter with the message's idempotency key as message id. A
+   recipient that digital post cannot reach (exempt, or without CVR or CPR) gets the
+   letter by physical mail instead.
+3. `record_result` stores the outcome on the attempt and the message: sent, or queued
+   again with exponential backoff, or failed after `MAX_ATTEMPTS`.
+
+A worker that dies between 1 and 3 leaves its attempt marked interrupted; once the lease
+has run out another worker sends the message again with the same message id, which the
+adapters deliver once.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from engine.adapters.digital_post import Party, PostMessage
+from engine.adapters.digital_post import Party, PostMessage, RecipientExempt
 from engine.runtime.audit import append_event
 from engine.runtime.services import Services
 from engine.storage.database import Database
-from engine.storage.tables import Case, Document, DocumentStatus, OutboxMessage, OutboxStatus
+from engine.storage.tables import (
+    Case,
+    Document,
+    DocumentStatus,
+    OutboxAttempt,
+    OutboxMessage,
+    OutboxStatus,
+)
 
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 10
 FIRST_RETRY = timedelta(seconds=30)
 LONGEST_RETRY = timedelta(hours=1)
+# How long a claimed message is left to the worker that claimed it. NOTE: an adapter call
+# that takes longer than this lets a second worker send the same message id.
+CLAIM_LEASE = timedelta(minutes=5)
+INTERRUPTED = "interrupted: the worker stopped before it recorded a result"
+
+DIGITAL_POST = "digital_post"
+PHYSICAL_MAIL = "physical_mail"
+
+# Hearing letters are filed with this text in place of the party's reply token; the token
+# itself waits in the outbox payload until the letter is sent, and is removed then.
+REPLY_PATH = "/hearing-replies/"
+REDACTED_TOKEN = "REDACTED"  # noqa: S105 - a placeholder, not a secret
 
 
 @dataclass
@@ -33,10 +70,45 @@ class DispatchReport:
     sent: int = 0
     retried: int = 0
     failed: int = 0
+    # Results that came after another worker had taken the message over or sent it.
+    superseded: int = 0
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A message claimed for one delivery attempt."""
+
+    message_id: int
+    attempt_id: int
+    attempt_number: int
+    channel: str
+    case_id: int
+    journal_number: str
+    post: PostMessage
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    channel: str
+    receipt: str | None
+    error: str | None
+    duration_ms: int
+
+
+def default_worker_name() -> str:
+    """Name this process in `outbox_attempts`: host name and process id."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _retry_delay(attempts: int) -> timedelta:
     return min(FIRST_RETRY * (1 << max(attempts - 1, 0)), LONGEST_RETRY)
+
+
+def _with_token(body: str | None, payload: dict[str, Any]) -> str | None:
+    token = payload.get("reply_token")
+    if body is None or not token:
+        return body
+    return body.replace(REPLY_PATH + REDACTED_TOKEN, REPLY_PATH + str(token))
 
 
 def _post_message(message: OutboxMessage, document: Document, case: Case, services: Services) -> PostMessage:
@@ -50,22 +122,21 @@ def _post_message(message: OutboxMessage, document: Document, case: Case, servic
         classification=message.payload.get("classification", ""),
         created=message.created_at.isoformat(),
         main_document_title=document.title,
-        main_document_text=document.body_text,
-        main_document_html=document.body_html,
+        main_document_text=_with_token(document.body_text, message.payload) or "",
+        main_document_html=_with_token(document.body_html, message.payload),
         language=document.language,
     )
 
 
-def dispatch_once(database: Database, services: Services) -> str | None:
-    """Deliver the oldest due message; return "sent", "retried", "failed", or None when none is due."""
+def _due(now: datetime) -> Any:
+    return (OutboxMessage.status == OutboxStatus.PENDING) & (OutboxMessage.next_attempt_at <= now)
+
+
+def claim_next(database: Database, services: Services, worker: str) -> Claim | None:
+    """Claim the oldest due message for one attempt, or return None when none is due."""
     now = services.clock()
     with database.write() as session:
-        query = (
-            select(OutboxMessage)
-            .where(OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.next_attempt_at <= now)
-            .order_by(OutboxMessage.id)
-            .limit(1)
-        )
+        query = select(OutboxMessage).where(_due(now)).order_by(OutboxMessage.id).limit(1)
         if database.is_postgresql:
             query = query.with_for_update(skip_locked=True)
         message = session.scalars(query).first()
@@ -76,73 +147,183 @@ def dispatch_once(database: Database, services: Services) -> str | None:
         if document is None or case is None:  # pragma: no cover - foreign keys keep both
             message.status = OutboxStatus.FAILED
             message.last_error = "document or case missing"
-            return "failed"
-
-        try:
-            receipt = services.digital_post.send(_post_message(message, document, case, services))
-        except Exception as error:  # any adapter failure must leave the letter queued
-            message.attempts += 1
-            message.last_error = f"{type(error).__name__}: {error}"[:2000]
-            if message.attempts >= MAX_ATTEMPTS:
-                message.status = OutboxStatus.FAILED
-                logger.error(
-                    "Giving up on outbox message %s of case %s after %d attempts: %s",
-                    message.id,
-                    case.journal_number,
-                    message.attempts,
-                    message.last_error,
-                )
-                return "failed"
-            message.next_attempt_at = now + _retry_delay(message.attempts)
-            logger.warning(
-                "Delivery of outbox message %s of case %s failed (attempt %d), retrying at %s: %s",
-                message.id,
-                case.journal_number,
-                message.attempts,
-                message.next_attempt_at.isoformat(),
-                message.last_error,
-            )
-            return "retried"
-
-        # Lock the case row only now, after the slow call, to append to its audit chain.
-        if database.is_postgresql:
-            session.execute(select(Case.id).where(Case.id == case.id).with_for_update())
+            logger.error("Outbox message %s has no document or case; marked failed", message.id)
+            return None
         message.attempts += 1
-        message.status = OutboxStatus.SENT
-        message.sent_at = now
-        message.receipt = receipt
-        message.last_error = None
-        document.status = DocumentStatus.SENT
-        document.sent_at = now
-        append_event(
-            session,
-            case.id,
-            now,
-            "system",
-            "letter_sent",
-            {"documents": [{"number": document.number, "status": ["queued", "sent"], "receipt": receipt}]},
+        message.next_attempt_at = now + CLAIM_LEASE
+        attempt = OutboxAttempt(
+            message_id=message.id, attempted_at=now, succeeded=False, error=INTERRUPTED, duration_ms=0, worker=worker
         )
-        logger.info("Sent letter %d of case %s (%s)", document.number, case.journal_number, receipt)
-        return "sent"
+        session.add(attempt)
+        session.flush()
+        return Claim(
+            message_id=message.id,
+            attempt_id=attempt.id,
+            attempt_number=message.attempts,
+            channel=message.channel,
+            case_id=case.id,
+            journal_number=case.journal_number,
+            post=_post_message(message, document, case, services),
+        )
+
+
+def deliver(claim: Claim, services: Services) -> DeliveryResult:
+    """Send a claimed message; digital post first unless the recipient cannot receive it there."""
+    started = time.monotonic()
+    channel = claim.channel
+    if channel == DIGITAL_POST and claim.post.recipient.id_type == "NONE":
+        channel = PHYSICAL_MAIL
+    receipt: str | None = None
+    error: str | None = None
+    try:
+        if channel == DIGITAL_POST:
+            try:
+                receipt = services.digital_post.send(claim.post)
+            except RecipientExempt as exempt:
+                logger.info(
+                    "Outbox message %s of case %s goes by physical mail: %s",
+                    claim.message_id,
+                    claim.journal_number,
+                    exempt,
+                )
+                channel = PHYSICAL_MAIL
+        if channel == PHYSICAL_MAIL:
+            receipt = services.physical_mail.send(claim.post)
+    except Exception as failure:  # any adapter failure must leave the letter queued
+        error = f"{type(failure).__name__}: {failure}"[:2000]
+    duration_ms = round((time.monotonic() - started) * 1000)
+    return DeliveryResult(channel=channel, receipt=receipt, error=error, duration_ms=duration_ms)
+
+
+def record_result(database: Database, services: Services, claim: Claim, result: DeliveryResult) -> str:
+    """Store a delivery's outcome; return "sent", "retried", "failed" or "superseded"."""
+    now = services.clock()
+    with database.write() as session:
+        if database.is_postgresql:
+            # The case row first, as every command locks it, to append to its audit chain.
+            session.execute(select(Case.id).where(Case.id == claim.case_id).with_for_update())
+        message = session.get(OutboxMessage, claim.message_id, with_for_update=database.is_postgresql)
+        attempt = session.get(OutboxAttempt, claim.attempt_id)
+        if message is None or attempt is None:  # pragma: no cover - the claim's rows are never deleted
+            return "superseded"
+        attempt.succeeded = result.error is None
+        attempt.error = result.error
+        attempt.duration_ms = result.duration_ms
+
+        if message.status == OutboxStatus.SENT:
+            logger.warning(
+                "Outbox message %s of case %s was sent by another worker during attempt %d",
+                message.id,
+                claim.journal_number,
+                claim.attempt_number,
+            )
+            return "superseded"
+        message.channel = result.channel
+        if result.error is None:
+            _mark_sent(session, message, result, now, claim.journal_number)
+            return "sent"
+        if message.status != OutboxStatus.PENDING or message.attempts != claim.attempt_number:
+            # Another worker claimed the message after this claim's lease ran out; its result decides.
+            logger.warning(
+                "Attempt %d of outbox message %s of case %s failed after another worker took it over: %s",
+                claim.attempt_number,
+                message.id,
+                claim.journal_number,
+                result.error,
+            )
+            return "superseded"
+        message.last_error = result.error
+        if message.attempts >= MAX_ATTEMPTS:
+            message.status = OutboxStatus.FAILED
+            message.payload = _without_token(message.payload)
+            logger.error(
+                "Giving up on outbox message %s of case %s after %d attempts: %s",
+                message.id,
+                claim.journal_number,
+                message.attempts,
+                result.error,
+            )
+            return "failed"
+        message.next_attempt_at = now + _retry_delay(message.attempts)
+        logger.warning(
+            "Delivery of outbox message %s of case %s by %s failed (attempt %d), retrying at %s: %s",
+            message.id,
+            claim.journal_number,
+            result.channel,
+            message.attempts,
+            message.next_attempt_at.isoformat(),
+            result.error,
+        )
+        return "retried"
+
+
+def _without_token(payload: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in payload.items() if key != "reply_token"}
+
+
+def _mark_sent(
+    session: Session, message: OutboxMessage, result: DeliveryResult, now: datetime, journal_number: str
+) -> None:
+    document = session.get(Document, message.document_id)
+    if document is None:  # pragma: no cover - the foreign key keeps it
+        raise LookupError(f"outbox message {message.id} has no document")
+    message.status = OutboxStatus.SENT
+    message.sent_at = now
+    message.receipt = result.receipt
+    message.last_error = None
+    message.payload = _without_token(message.payload)
+    document.status = DocumentStatus.SENT
+    document.sent_at = now
+    append_event(
+        session,
+        message.case_id,
+        now,
+        "system",
+        "letter_sent",
+        {
+            "documents": [
+                {
+                    "number": document.number,
+                    "status": ["queued", "sent"],
+                    "receipt": result.receipt,
+                    "channel": result.channel,
+                }
+            ]
+        },
+    )
+    logger.info("Sent letter %d of case %s by %s (%s)", document.number, journal_number, result.channel, result.receipt)
+
+
+def dispatch_once(database: Database, services: Services, worker: str | None = None) -> str | None:
+    """Deliver the oldest due message; return "sent", "retried", "failed", "superseded", or None when none is due."""
+    claim = claim_next(database, services, worker or default_worker_name())
+    if claim is None:
+        return None
+    return record_result(database, services, claim, deliver(claim, services))
 
 
 def has_due(database: Database, now: datetime) -> bool:
     """Check in a read transaction, so an idle sweep takes no write lock (SQLite's is database-wide)."""
     with database.read() as session:
-        due = session.scalar(
-            select(OutboxMessage.id)
-            .where(OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.next_attempt_at <= now)
-            .limit(1)
-        )
+        due = session.scalar(select(OutboxMessage.id).where(_due(now)).limit(1))
     return due is not None
 
 
-def dispatch_due(database: Database, services: Services, limit: int = 1000) -> DispatchReport:
+def dispatch_due(
+    database: Database,
+    services: Services,
+    limit: int = 1000,
+    *,
+    worker: str | None = None,
+    stopping: Callable[[], bool] | None = None,
+) -> DispatchReport:
+    """Deliver due messages one by one, at most `limit`, until none is due or `stopping()` is true."""
     report = DispatchReport()
+    name = worker or default_worker_name()
     for _ in range(limit):
-        if not has_due(database, services.clock()):
+        if (stopping is not None and stopping()) or not has_due(database, services.clock()):
             break
-        result = dispatch_once(database, services)
+        result = dispatch_once(database, services, name)
         if result is None:
             break
         setattr(report, result, getattr(report, result) + 1)

@@ -10,8 +10,9 @@ from engine.adapters.cvr import CompanyRegister, FakeCompanyRegister
 from engine.adapters.de_minimis import DeMinimisRegister, FakeDeMinimisRegister
 from engine.adapters.digital_post import DigitalPost, MailboxDigitalPost
 from engine.adapters.land_registry import FakeLandRegistry, LandRegistry
+from engine.adapters.physical_mail import FolderPhysicalMail, MemoryPhysicalMail, PhysicalMail
 from engine.adapters.species import OfflineSpeciesPlus, SpeciesRegister
-from engine.settings import Authority, Settings
+from engine.settings import DEFAULT_PUBLIC_URL, Authority, Settings
 
 
 def utc_now() -> datetime:
@@ -27,13 +28,23 @@ class Services:
     clock: Callable[[], datetime] = utc_now
     de_minimis: DeMinimisRegister = field(default_factory=FakeDeMinimisRegister)
     land_registry: LandRegistry = field(default_factory=FakeLandRegistry)
+    physical_mail: PhysicalMail = field(default_factory=MemoryPhysicalMail)
+    # The API's address as parties reach it, without a trailing slash; hearing letters link to it.
+    public_url: str = DEFAULT_PUBLIC_URL
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
-        """The development set-up: offline registers and a mailbox folder for digital post."""
+        """The development set-up: offline registers, and folders for digital post and print jobs.
+
+        The print jobs and the list of recipients exempt from digital post are kept beside
+        the digital post folder: by default `var/physical-mail/` and `var/digital-post-exempt.txt`.
+        """
+        var = settings.digital_post_dir.parent
         return cls(
             species=OfflineSpeciesPlus(),
             companies=FakeCompanyRegister(),
-            digital_post=MailboxDigitalPost(settings.digital_post_dir),
+            digital_post=MailboxDigitalPost(settings.digital_post_dir, var / "digital-post-exempt.txt"),
             authority=settings.authority,
+            physical_mail=FolderPhysicalMail(var / "physical-mail"),
+            public_url=settings.public_url,
         )

@@ -67,18 +67,18 @@ def test_replace_swaps_step_in_place(load_process: LoadProcess) -> None:
     text = demo(
         """\
         steps:
-          - replace: consultation_sent
+          - replace: closing_check
             step:
-              id: consultation_sent
+              id: closing_check
               kind: task
               role: approver
-              label: {da: Send i høring, en: Send for consultation}
+              label: {da: Afslut sagen, en: Close the case}
         """
     )
     process = resolved(load_process(text))
-    step = next(step for phase in process.phases for step in phase.steps if step.id == "consultation_sent")
+    step = next(step for phase in process.phases for step in phase.steps if step.id == "closing_check")
 
-    assert step_ids(process, "hoering") == ["consultation_sent", "consultation_replies"]
+    assert step_ids(process, "closing") == ["closing_check"]
     assert step.role == "approver"
     assert step.form == []
     assert step.origin == "process"
@@ -88,20 +88,20 @@ def test_replace_with_new_id(load_process: LoadProcess) -> None:
     text = demo(
         """\
         steps:
-          - replace: consultation_replies
+          - replace: consultation
             step: {id: consultation_meeting, kind: task, role: caseworker, label: {da: Møde, en: Meeting}}
         """
     )
     process = resolved(load_process(text))
 
-    assert step_ids(process, "hoering") == ["consultation_sent", "consultation_meeting"]
+    assert step_ids(process, "hoering") == ["consultation_meeting"]
 
 
 def test_remove_drops_step(load_process: LoadProcess) -> None:
-    process = resolved(load_process(demo("steps:\n  - remove: consultation_replies\n")))
+    process = resolved(load_process(demo("steps:\n  - remove: applicant_lookup\n")))
 
-    assert step_ids(process, "hoering") == ["consultation_sent"]
-    assert "consultation_replies" not in {step.id for phase in process.phases for step in phase.steps}
+    assert step_ids(process, "fact_finding") == ["fact_assessment"]
+    assert "applicant_lookup" not in {step.id for phase in process.phases for step in phase.steps}
 
 
 def test_field_override_tightens_required(load_process: LoadProcess) -> None:
@@ -185,9 +185,9 @@ def test_new_letter_from_process(root: Path, load_process: LoadProcess) -> None:
 
 
 def test_step_deadline_sets_deadline(load_process: LoadProcess) -> None:
-    text = demo("step_deadlines:\n  consultation_replies: {value: 10, unit: working_days}\n")
+    text = demo("step_deadlines:\n  consultation: {value: 10, unit: working_days}\n")
     process = resolved(load_process(text))
-    step = next(step for phase in process.phases for step in phase.steps if step.id == "consultation_replies")
+    step = next(step for phase in process.phases for step in phase.steps if step.id == "consultation")
 
     assert step.deadline is not None
     assert (step.deadline.value, step.deadline.unit, step.deadline.rule) == (10, "working_days", "standard")

@@ -262,7 +262,7 @@ def valid_processes(draw: st.DrawFn) -> dict[str, Any]:
         anchor = draw(st.sampled_from([s for s in SKELETON_STEPS if s != "closing_check"] + ["closing_check"]))
         changes_list.append({operation: anchor, "step": step})
     if draw(st.booleans()):
-        changes_list.append({"remove": "consultation_replies"})
+        changes_list.append({"remove": "consultation"})
 
     document: dict[str, Any] = {
         "process": "valid-demo",

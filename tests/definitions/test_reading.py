@@ -39,6 +39,7 @@ def test_repository_compiles_cites_import() -> None:
         "fact_finding",
         "hoering",
         "draft",
+        "partshoering",
         "approval",
         "decision",
         "closing",

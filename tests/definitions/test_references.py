@@ -12,17 +12,18 @@ from tests.definitions.helpers import DEMO_FILE, HEADER, SKELETON_FILE, demo, ed
 
 STEP_IDS = (
     "receipt_letter, completeness_check, information_request_letter, information_received, applicant_lookup, "
-    "fact_assessment, consultation_sent, consultation_replies, draft_decision, decision_approval, "
+    "fact_assessment, consultation, draft_decision, party_hearing, decision_approval, "
     "decision_letter, closing_check"
 )
 PHASE_IDS = (
-    "approval, awaiting_information, closed, closing, decision, draft, fact_finding, hoering, receipt, screening"
+    "approval, awaiting_information, closed, closing, decision, draft, fact_finding, hoering, partshoering, receipt, "
+    "screening"
 )
 FIELD_NAMES = (
     "applicant_address, applicant_city, applicant_cvr, applicant_email, applicant_name, applicant_phone, "
     "applicant_postcode, applicant_register_name, applicant_register_status, application_complete, "
-    "assessment_note, closing_note, conditions, consultation_parties, consultation_required, "
-    "consultation_summary, decision_outcome, decision_text, information_received_note, missing_information, "
+    "assessment_note, closing_note, conditions, consultation_required, "
+    "decision_outcome, decision_text, information_received_note, missing_information, "
     "statement_of_reasons"
 )
 RECEIPT_LETTER = """\
@@ -127,7 +128,7 @@ def test_inserted_step_with_existing_id(load_process: LoadProcess) -> None:
 
     assert problem.code == "SF301"
     assert str(problem.location) == f"{DEMO_FILE}:11:11"
-    assert problem.text.en == f"Step 'closing_check' is defined twice; first in {SKELETON_FILE}:315:9."
+    assert problem.text.en == f"Step 'closing_check' is defined twice; first in {SKELETON_FILE}:327:9."
 
 
 # Step changes --------------------------------------------------------------------------------
@@ -460,7 +461,7 @@ def test_final_phase_with_transitions(root: Path) -> None:
     problem = single(load_definitions(root))
 
     assert problem.format("en") == (
-        f"{SKELETON_FILE}:327:5: SF320 The phase 'closed': a final phase cannot have transitions ('next')."
+        f"{SKELETON_FILE}:339:5: SF320 The phase 'closed': a final phase cannot have transitions ('next')."
     )
 
 
@@ -469,10 +470,10 @@ def test_phase_without_transitions(root: Path) -> None:
     problems = formatted(load_definitions(root))
 
     assert problems == [
-        f"{SKELETON_FILE}:312:9: SF320 The phase 'closing': a phase that is not final needs at least one "
+        f"{SKELETON_FILE}:324:9: SF320 The phase 'closing': a phase that is not final needs at least one "
         "transition in 'next'.",
         # The final phase was only reachable through the removed transition.
-        f"{SKELETON_FILE}:322:9: SF323 The phase 'closed' cannot be reached from the first phase 'receipt'. "
+        f"{SKELETON_FILE}:334:9: SF323 The phase 'closed' cannot be reached from the first phase 'receipt'. "
         "Add a transition to the phase from another phase, or remove it.",
     ]
 
@@ -594,8 +595,9 @@ def test_unknown_letter(load_process: LoadProcess) -> None:
     problem = single(load_process(demo(inserted_step(step))))
 
     assert problem.format("en") == (
-        f"{DEMO_FILE}:13:15: SF310 The letter 'postcard' does not exist. Known letters: decision, "
-        "information_request, receipt. A new letter is declared under 'letters' with both 'label' and 'template'."
+        f"{DEMO_FILE}:13:15: SF310 The letter 'postcard' does not exist. Known letters: consultation, "
+        "decision, information_request, party_hearing, receipt. "
+        "A new letter is declared under 'letters' with both 'label' and 'template'."
     )
 
 
@@ -714,8 +716,9 @@ def test_new_letter_without_label(load_process: LoadProcess) -> None:
     problem = single(load_process(demo("letters:\n  postcard:\n    template: {da: demo/postcard.da.md.j2}\n")))
 
     assert problem.format("en") == (
-        f"{DEMO_FILE}:9:3: SF310 The letter 'postcard' does not exist. Known letters: decision, "
-        "information_request, receipt. A new letter is declared under 'letters' with both 'label' and 'template'."
+        f"{DEMO_FILE}:9:3: SF310 The letter 'postcard' does not exist. Known letters: consultation, "
+        "decision, information_request, party_hearing, receipt. "
+        "A new letter is declared under 'letters' with both 'label' and 'template'."
     )
 
 
@@ -887,9 +890,9 @@ def test_misspelt_inherited_letter(load_process: LoadProcess) -> None:
     problem = single(loaded)
 
     assert problem.format("en") == (
-        f"{DEMO_FILE}:9:3: SF310 The letter 'decison' does not exist. Known letters: decision, information_request, "
-        "receipt (did you mean 'decision'?). A new letter is declared under 'letters' with both 'label' and "
-        "'template'."
+        f"{DEMO_FILE}:9:3: SF310 The letter 'decison' does not exist. Known letters: consultation, decision, "
+        "information_request, party_hearing, receipt (did you mean 'decision'?). A new letter is declared under "
+        "'letters' with both 'label' and 'template'."
     )
     assert loaded.compiled == {}
 
@@ -965,7 +968,7 @@ def test_unplaced_step_with_taken_id(load_process: LoadProcess) -> None:
     loaded = load_process(demo(inserted_step(step, after="nowhere")))
 
     assert [problem.code for problem in loaded.problems] == ["SF302", "SF301"]
-    assert loaded.problems[1].text.en == f"Step 'closing_check' is defined twice; first in {SKELETON_FILE}:315:9."
+    assert loaded.problems[1].text.en == f"Step 'closing_check' is defined twice; first in {SKELETON_FILE}:327:9."
 
 
 def test_unplaced_replacement_is_checked(load_process: LoadProcess) -> None:
