@@ -66,8 +66,8 @@ DEFAULT_CASES = 200
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 APPLICANT = Actor("bench-applicant", frozenset({"applicant"}))
-CASEWORKER = Actor("bench-caseworker", frozenset({"caseworker"}))
-APPROVER = Actor("bench-approver", frozenset({"approver"}))
+CASEWORKER = Actor("bench-caseworker", frozenset({"caseworker"}), ("cites",))
+APPROVER = Actor("bench-approver", frozenset({"approver"}), ("cites",))
 
 # Transactions recorded under this label (the deploy) are replayed before the timer starts.
 SETUP = "setup"

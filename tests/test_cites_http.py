@@ -311,3 +311,20 @@ def test_second_identical_application_is_refused(client: TestClient, tokens: Tok
     assert second.json()["error"]["code"] == "duplicate_application"
     assert first.json()["journal_number"] in second.json()["error"]["message"]
     assert third.status_code == 201
+
+
+def test_intake_check_records_fee_and_missing_export_permit(client: TestClient, tokens: Tokens) -> None:
+    complete_application = client.post("/cases", json=example("01"), headers=auth(tokens.applicant)).json()
+    without_permit = {**example("02"), "data": {**example("02")["data"]}}
+    del without_permit["data"]["export_permit_number"]
+    incomplete_application = client.post("/cases", json=without_permit, headers=auth(tokens.applicant)).json()
+
+    first = client.get(f"/cases/{complete_application['id']}", headers=auth(tokens.caseworker)).json()
+    second = client.get(f"/cases/{incomplete_application['id']}", headers=auth(tokens.caseworker)).json()
+
+    assert step(first, "intake_check")["outcome"] == "complete"
+    assert step(second, "intake_check")["outcome"] == "incomplete"
+    assert step(first, "intake_check")["missing"] == []
+    assert step(second, "intake_check")["missing"] == ["export_permit_number"]
+    assert first["data"]["fee_due"] == 69100, "money is stored in øre"
+    assert second["phase"]["id"] == "screening", "an incomplete application still reaches the caseworker"

@@ -112,6 +112,11 @@ def step_view(row: CaseStep, process: CompiledProcess, language: Language) -> di
         view["approves"] = definition.approves
         view["eyes"] = definition.eyes
         view["approvals"] = row.data.get("approvals", [])
+    if row.kind == "intake" and row.status == "done":
+        view["missing"] = list(row.data.get("missing", []))
+    if row.kind == "hearing_reply":
+        view["party"] = row.data.get("party")
+        view["documents"] = list(row.data.get("documents", []))
     return view
 
 

@@ -139,8 +139,8 @@ def test_private_attribute_in_guard_is_rejected(root: Path) -> None:
     loaded = load_definitions(root)
 
     assert [(problem.code, str(problem.location)) for problem in loaded.problems] == [
-        ("SF307", f"{SKELETON_FILE}:198:15"),
-        ("SF307", f"{SKELETON_FILE}:198:15"),
+        ("SF307", f"{SKELETON_FILE}:211:15"),
+        ("SF307", f"{SKELETON_FILE}:211:15"),
     ]
     english = {problem.text.en for problem in loaded.problems}
     danish = {problem.text.da for problem in loaded.problems}

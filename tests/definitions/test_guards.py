@@ -299,7 +299,7 @@ def test_unknown_outcome_step_in_transition(root: Path) -> None:
     loaded = load_definitions(root)
 
     assert [(problem.code, str(problem.location)) for problem in loaded.problems] == [
-        ("SF302", f"{SKELETON_FILE}:310:15")
+        ("SF302", f"{SKELETON_FILE}:323:15")
     ]
     assert loaded.problems[0].hint is not None
     assert loaded.problems[0].hint.en.endswith("(did you mean 'decision_approval'?).")

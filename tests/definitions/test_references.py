@@ -11,8 +11,8 @@ from tests.definitions.conftest import LoadProcess
 from tests.definitions.helpers import DEMO_FILE, HEADER, SKELETON_FILE, demo, edit_skeleton, formatted, single, write
 
 STEP_IDS = (
-    "receipt_letter, completeness_check, information_request_letter, information_received, applicant_lookup, "
-    "fact_assessment, consultation, draft_decision, party_hearing, decision_approval, "
+    "intake_check, receipt_letter, completeness_check, information_request_letter, information_received, "
+    "applicant_lookup, fact_assessment, consultation, draft_decision, party_hearing, decision_approval, "
     "decision_letter, closing_check"
 )
 PHASE_IDS = (
@@ -23,7 +23,7 @@ FIELD_NAMES = (
     "applicant_address, applicant_city, applicant_cvr, applicant_email, applicant_name, applicant_phone, "
     "applicant_postcode, applicant_register_name, applicant_register_status, application_complete, "
     "assessment_note, closing_note, conditions, consultation_required, "
-    "decision_outcome, decision_text, information_received_note, missing_information, "
+    "decision_outcome, decision_text, fee_due, information_received_note, missing_information, "
     "statement_of_reasons"
 )
 RECEIPT_LETTER = """\
@@ -128,7 +128,7 @@ def test_inserted_step_with_existing_id(load_process: LoadProcess) -> None:
 
     assert problem.code == "SF301"
     assert str(problem.location) == f"{DEMO_FILE}:11:11"
-    assert problem.text.en == f"Step 'closing_check' is defined twice; first in {SKELETON_FILE}:327:9."
+    assert problem.text.en == f"Step 'closing_check' is defined twice; first in {SKELETON_FILE}:340:9."
 
 
 # Step changes --------------------------------------------------------------------------------
@@ -447,10 +447,10 @@ def test_transition_to_unknown_phase(root: Path) -> None:
     loaded = load_definitions(root)
 
     assert formatted(loaded) == [
-        f"{SKELETON_FILE}:241:13: SF305 The phase 'hearing' does not exist. Known phases: {PHASE_IDS} "
+        f"{SKELETON_FILE}:254:13: SF305 The phase 'hearing' does not exist. Known phases: {PHASE_IDS} "
         "(did you mean 'hoering'?).",
         # The renamed transition was the only way into the consultation phase.
-        f"{SKELETON_FILE}:245:9: SF323 The phase 'hoering' cannot be reached from the first phase 'receipt'. "
+        f"{SKELETON_FILE}:258:9: SF323 The phase 'hoering' cannot be reached from the first phase 'receipt'. "
         "Add a transition to the phase from another phase, or remove it.",
     ]
     assert loaded.compiled == {}, "a process must not compile on a broken skeleton"
@@ -461,7 +461,7 @@ def test_final_phase_with_transitions(root: Path) -> None:
     problem = single(load_definitions(root))
 
     assert problem.format("en") == (
-        f"{SKELETON_FILE}:339:5: SF320 The phase 'closed': a final phase cannot have transitions ('next')."
+        f"{SKELETON_FILE}:352:5: SF320 The phase 'closed': a final phase cannot have transitions ('next')."
     )
 
 
@@ -470,10 +470,10 @@ def test_phase_without_transitions(root: Path) -> None:
     problems = formatted(load_definitions(root))
 
     assert problems == [
-        f"{SKELETON_FILE}:324:9: SF320 The phase 'closing': a phase that is not final needs at least one "
+        f"{SKELETON_FILE}:337:9: SF320 The phase 'closing': a phase that is not final needs at least one "
         "transition in 'next'.",
         # The final phase was only reachable through the removed transition.
-        f"{SKELETON_FILE}:334:9: SF323 The phase 'closed' cannot be reached from the first phase 'receipt'. "
+        f"{SKELETON_FILE}:347:9: SF323 The phase 'closed' cannot be reached from the first phase 'receipt'. "
         "Add a transition to the phase from another phase, or remove it.",
     ]
 
@@ -968,7 +968,7 @@ def test_unplaced_step_with_taken_id(load_process: LoadProcess) -> None:
     loaded = load_process(demo(inserted_step(step, after="nowhere")))
 
     assert [problem.code for problem in loaded.problems] == ["SF302", "SF301"]
-    assert loaded.problems[1].text.en == f"Step 'closing_check' is defined twice; first in {SKELETON_FILE}:327:9."
+    assert loaded.problems[1].text.en == f"Step 'closing_check' is defined twice; first in {SKELETON_FILE}:340:9."
 
 
 def test_unplaced_replacement_is_checked(load_process: LoadProcess) -> None:
