@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cli import people, records, worker
+from cli import cases, people, records, worker
 from cli.common import configure_logging, count, open_service, operator, reported_errors, say, state
 from engine.definitions.loader import LoadedDefinitions, find_root, load_definitions
 from engine.errors import DefinitionError
@@ -38,7 +38,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(case_app, name="case")
 app.add_typer(token_app, name="token")
 app.add_typer(outbox_app, name="outbox")
-for feature in (records, people, worker):
+for feature in (records, people, worker, cases):
     feature.register(app)
 
 logger = logging.getLogger("sagsflow.cli")
