@@ -26,18 +26,16 @@ read; 2 for a malformed option value (inline JSON, --party, --merge) or an inter
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from cli.common import count, open_service, operator, reported_errors, say, state
+from cli.common import count, fail, open_service, operator, reported_errors, say, state
 from engine import people
 from engine.auth import Actor, validate_user_name
-from engine.errors import Forbidden, InvalidInput
+from engine.errors import Forbidden
 from engine.i18n import Text
 from engine.records import CaseRecords
 from engine.runtime.commands import CaseCommand
@@ -143,46 +141,27 @@ def _actor(service: Any, name: str | None) -> Actor:
 # Errors and input --------------------------------------------------------------------------------
 
 
-@contextmanager
-def _reported() -> Iterator[None]:
-    """Print errors as `reported_errors` does, and list each invalid value of an InvalidInput."""
-    with reported_errors():
-        try:
-            yield
-        except InvalidInput as error:
-            typer.echo(f"{say('Fejl', 'Error')}: {error.message(state.language)}", err=True)
-            for entry in error.errors:
-                hint = f" {entry.hint.get(state.language)}" if entry.hint else ""
-                typer.echo(f"  {entry.field}: {entry.text.get(state.language)}{hint}", err=True)
-            raise typer.Exit(1) from None
-
-
-def _fail(da: str, en: str, *, code: int = 1) -> typer.Exit:
-    typer.echo(f"{say('Fejl', 'Error')}: {say(da, en)}", err=True)
-    return typer.Exit(code)
-
-
 def _read_json_file(path: Path) -> Any:
     """Return the parsed content of a JSON file, or exit 1 with a message that names the file."""
     if not path.is_file():
-        raise _fail(f"{path} findes ikke eller er ikke en fil.", f"{path} does not exist or is not a file.")
+        raise fail(f"{path} findes ikke eller er ikke en fil.", f"{path} does not exist or is not a file.")
     try:
         if path.stat().st_size > MAX_JSON_FILE_BYTES:
-            raise _fail(
+            raise fail(
                 f"{path} er større end {MAX_JSON_FILE_BYTES} byte.",
                 f"{path} is larger than {MAX_JSON_FILE_BYTES} bytes.",
             )
         text = path.read_text(encoding="utf-8")
     except OSError as error:
-        raise _fail(
+        raise fail(
             f"{path} kunne ikke læses: {error.strerror}.", f"{path} could not be read: {error.strerror}."
         ) from None
     except UnicodeDecodeError:
-        raise _fail(f"{path} er ikke UTF-8-tekst.", f"{path} is not UTF-8 text.") from None
+        raise fail(f"{path} er ikke UTF-8-tekst.", f"{path} is not UTF-8 text.") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
-        raise _fail(
+        raise fail(
             f"{path} er ikke gyldig JSON: {error.msg} (linje {error.lineno}, kolonne {error.colno}).",
             f"{path} is not valid JSON: {error.msg} (line {error.lineno}, column {error.colno}).",
         ) from None
@@ -190,7 +169,7 @@ def _read_json_file(path: Path) -> Any:
 
 def _json_object(value: Any, source: str) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise _fail(
+        raise fail(
             f'{source} skal indeholde et JSON-objekt, fx {{"felt": "værdi"}}.',
             f'{source} must contain a JSON object, e.g. {{"field": "value"}}.',
         )
@@ -207,13 +186,13 @@ def _step_data(option: str | None) -> dict[str, Any]:
     try:
         value = json.loads(option)
     except json.JSONDecodeError as error:
-        raise _fail(
+        raise fail(
             f"--data er ikke gyldig JSON: {error.msg} (tegn {error.pos + 1}). Brug @FIL for at læse en fil.",
             f"--data is not valid JSON: {error.msg} (character {error.pos + 1}). Use @FILE to read a file.",
             code=2,
         ) from None
     if not isinstance(value, dict):
-        raise _fail(
+        raise fail(
             "--data skal være et JSON-objekt, fx '{\"application_complete\": true}'.",
             "--data must be a JSON object, e.g. '{\"application_complete\": true}'.",
             code=2,
@@ -233,7 +212,7 @@ def _application(path: Path, process: str) -> tuple[dict[str, Any], str | None]:
         return content, None
     named = content.get("process")
     if named is not None and named != process:
-        raise _fail(
+        raise fail(
             f"{path} er en ansøgning til '{named}', ikke til '{process}'.",
             f"{path} is an application for '{named}', not for '{process}'.",
         )
@@ -250,7 +229,7 @@ def _party(option: str) -> dict[str, str]:
     else:
         parts = [part.strip() for part in option.rsplit(",", 2)]
     if len(parts) < 3 or not parts[0]:
-        raise _fail(
+        raise fail(
             f"--party '{option}' skal have formen NAVN,CVR,NUMMER eller NAVN,CPR,NUMMER (evt. ,E-MAIL til sidst).",
             f"--party '{option}' must have the form NAME,CVR,NUMBER or NAME,CPR,NUMBER (optionally ,EMAIL last).",
             code=2,
@@ -268,13 +247,13 @@ def _merged(options: list[str]) -> dict[str, str]:
         key, separator, text = option.partition("=")
         key = key.strip()
         if not separator or not key:
-            raise _fail(
+            raise fail(
                 f"--merge '{option}' skal have formen NØGLE=TEKST, fx question=Har I bemærkninger?",
                 f"--merge '{option}' must have the form KEY=TEXT, e.g. question=Any comments?",
                 code=2,
             )
         if key in merged:
-            raise _fail(f"--merge giver '{key}' to gange.", f"--merge gives '{key}' twice.", code=2)
+            raise fail(f"--merge giver '{key}' to gange.", f"--merge gives '{key}' twice.", code=2)
         merged[key] = text
     return merged
 
@@ -361,7 +340,7 @@ def case_submit(
 ) -> None:
     """Indgiv en ansøgning og opret en sag / submit an application and create a case."""
     values, file_language = _application(data, process)
-    with _reported():
+    with reported_errors():
         service = open_service()
         actor = acting_user(service, as_user)
         language = letter_language.value if letter_language else (file_language or state.language)
@@ -393,7 +372,7 @@ def case_complete(
 ) -> None:
     """Udfør en opgave på en sag med formularens data / complete a task step with its form data."""
     values = _step_data(data)
-    with _reported():
+    with reported_errors():
         service = open_service()
         actor = acting_user(service, as_user)
         view = service.complete_step(actor, case, step, values, version, state.language)
@@ -424,7 +403,7 @@ def case_approve(
     as_json: JsonOption = False,
 ) -> None:
     """Godkend eller afvis et udkast (fire eller seks øjne) / approve or reject a draft (four or six eyes)."""
-    with _reported():
+    with reported_errors():
         service = open_service()
         actor = acting_user(service, as_user)
         view = service.approve(actor, case, step, decision.value, comment, version, state.language)
@@ -477,7 +456,7 @@ def case_hearing(
     def work(command: CaseCommand) -> None:
         open_hearing(command, step, parties, merged)
 
-    with _reported():
+    with reported_errors():
         service = open_service()
         actor = acting_user(service, as_user)
         view = service.run_command(actor, case, version, state.language, "open_hearing", work)
@@ -500,7 +479,7 @@ def case_letters(
     as_json: Annotated[bool, typer.Option("--json", help="Skriv brevene med tekst som JSON / print JSON.")] = False,
 ) -> None:
     """Vis sagens breve; en ansøger ser kun de sendte / list the case's letters; an applicant sees only sent ones."""
-    with _reported():
+    with reported_errors():
         service = open_service()
         letters = service.list_letters(_actor(service, as_user), case)
     if as_json:
@@ -523,7 +502,7 @@ def chat_post(
     version: VersionOption = None,
 ) -> None:
     """Skriv en besked til sagens medarbejdere / post a message to the case's staff."""
-    with _reported():
+    with reported_errors():
         service = open_service()
         message = CaseRecords(service).add_message(acting_user(service, as_user), case, text, version)
     typer.echo(
@@ -546,7 +525,7 @@ def chat_list(
     as_json: Annotated[bool, typer.Option("--json", help="Skriv JSON / print JSON.")] = False,
 ) -> None:
     """Vis sagens chatbeskeder i rækkefølge / list the case's chat messages in order."""
-    with _reported():
+    with reported_errors():
         service = open_service()
         messages = CaseRecords(service).list_messages(_actor(service, as_user), case, limit=limit)
     if as_json:
@@ -570,7 +549,7 @@ def chat_list(
 
 def processes(as_json: Annotated[bool, typer.Option("--json", help="Skriv JSON / print JSON.")] = False) -> None:
     """Vis de udrullede processer i nyeste version / list the deployed processes at their newest version."""
-    with _reported():
+    with reported_errors():
         deployed = open_service().list_processes(state.language)
     if as_json:
         typer.echo(json.dumps(deployed, ensure_ascii=False, indent=2))

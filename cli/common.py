@@ -12,7 +12,7 @@ from typing import Any
 import typer
 
 from engine.auth import Actor
-from engine.errors import SagsflowError
+from engine.errors import InvalidInput, SagsflowError
 from engine.i18n import Language
 from engine.settings import Settings
 
@@ -42,9 +42,16 @@ def configure_logging() -> None:
 
 @contextmanager
 def reported_errors() -> Iterator[None]:
-    """Print a `SagsflowError` as one message and exit 1; anything else as an internal error."""
+    """Print a `SagsflowError` as one message, with each invalid value, and exit 1; other errors exit 2."""
     try:
         yield
+    except InvalidInput as error:
+        # One line for the request, then one line for each invalid value.
+        typer.echo(f"{say('Fejl', 'Error')}: {error.message(state.language)}", err=True)
+        for entry in error.errors:
+            entry_hint = f" {entry.hint.get(state.language)}" if entry.hint else ""
+            typer.echo(f"  {entry.field}: {entry.text.get(state.language)}{entry_hint}", err=True)
+        raise typer.Exit(1) from None
     except SagsflowError as error:
         typer.echo(f"{say('Fejl', 'Error')}: {error.message(state.language)}", err=True)
         hint = getattr(error, "hint", None)
@@ -86,3 +93,9 @@ def operator() -> Actor:
     except (KeyError, OSError):
         user = "operator"
     return Actor(name=f"cli:{user}", roles=frozenset({"admin"}))
+
+
+def fail(da: str, en: str, *, code: int = 1) -> typer.Exit:
+    """Print an error in the chosen language and return the `typer.Exit` to raise."""
+    typer.echo(f"{say('Fejl', 'Error')}: {say(da, en)}", err=True)
+    return typer.Exit(code)

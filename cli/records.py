@@ -13,15 +13,12 @@ They run as the operator (`cli.common.operator`), who has the role admin.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from cli.common import count, open_service, operator, reported_errors, say, state
-from engine.errors import InvalidInput
+from cli.common import count, fail, open_service, operator, reported_errors, say, state
 from engine.records import MAX_UPLOAD_BYTES, CaseRecords, PayloadTooLarge, upload_limit_text
 
 document_app = typer.Typer(help="Sagens dokumenter / case documents.", no_args_is_help=True)
@@ -43,25 +40,6 @@ def _records() -> CaseRecords:
     return CaseRecords(open_service())
 
 
-@contextmanager
-def _reported() -> Iterator[None]:
-    """Print errors as `reported_errors` does, and list each invalid value of an InvalidInput."""
-    with reported_errors():
-        try:
-            yield
-        except InvalidInput as error:
-            typer.echo(f"{say('Fejl', 'Error')}: {error.message(state.language)}", err=True)
-            for entry in error.errors:
-                hint = f" {entry.hint.get(state.language)}" if entry.hint else ""
-                typer.echo(f"  {entry.field}: {entry.text.get(state.language)}{hint}", err=True)
-            raise typer.Exit(1) from None
-
-
-def _fail(da: str, en: str) -> typer.Exit:
-    typer.echo(f"{say('Fejl', 'Error')}: {say(da, en)}", err=True)
-    return typer.Exit(1)
-
-
 # Documents -------------------------------------------------------------------------------------
 
 
@@ -73,8 +51,8 @@ def document_upload(
 ) -> None:
     """Journalisér en fil på en sag / file a document on a case."""
     if not file.is_file():
-        raise _fail(f"{file} findes ikke eller er ikke en fil.", f"{file} does not exist or is not a file.")
-    with _reported():
+        raise fail(f"{file} findes ikke eller er ikke en fil.", f"{file} does not exist or is not a file.")
+    with reported_errors():
         # Checked before reading, so a huge file is never loaded into memory.
         if file.stat().st_size > MAX_UPLOAD_BYTES:
             raise PayloadTooLarge(upload_limit_text())
@@ -102,11 +80,11 @@ def document_download(
     force: Annotated[bool, typer.Option("--force", help="Overskriv en fil / overwrite an existing file.")] = False,
 ) -> None:
     """Gem et dokuments indhold i en fil / save a document's content to a file."""
-    with _reported():
+    with reported_errors():
         document = _records().document_content(operator(), case, number)
     target = output or Path(document.filename)
     if target.exists() and not force:
-        raise _fail(
+        raise fail(
             f"{target} findes allerede; brug --force for at overskrive den.",
             f"{target} already exists; use --force to overwrite it.",
         )
@@ -128,7 +106,7 @@ def note_add(
     text: Annotated[str, typer.Argument(help="Notatets tekst / the text of the note.")],
 ) -> None:
     """Skriv et notat på en sag (offentlighedsloven § 13) / write a note on a case."""
-    with _reported():
+    with reported_errors():
         note = _records().add_note(operator(), case, text)
     typer.echo(
         say(
@@ -141,7 +119,7 @@ def note_add(
 @note_app.command("list")
 def note_list(case: CaseArgument, as_json: JsonOption = False) -> None:
     """Vis en sags notater i rækkefølge / list a case's notes in order."""
-    with _reported():
+    with reported_errors():
         notes = _records().list_notes(operator(), case, limit=500)
     if as_json:
         typer.echo(json.dumps(notes, ensure_ascii=False, indent=2))
@@ -163,7 +141,7 @@ def audit_verify(
     ] = None,
 ) -> None:
     """Efterregn revisionssporets hashkæde / verify the audit trail's hash chain; exit 1 on any problem."""
-    with _reported():
+    with reported_errors():
         results = _records().verify_audit(operator(), case)
     broken = 0
     for result in results:
@@ -190,7 +168,7 @@ def audit_verify(
 @audit_app.command("show")
 def audit_show(case: CaseArgument, as_json: JsonOption = False) -> None:
     """Vis en sags revisionsspor / show a case's audit trail."""
-    with _reported():
+    with reported_errors():
         trail = _records().audit_trail(operator(), case, state.language)
     if as_json:
         typer.echo(json.dumps(trail, ensure_ascii=False, indent=2))
