@@ -32,11 +32,17 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.common import count, fail, open_service, operator, reported_errors, say, state
-from engine import people
-from engine.auth import Actor, validate_user_name
-from engine.errors import Forbidden
-from engine.i18n import Text
+from cli.common import (
+    OptionalUserOption,
+    acting_user,
+    actor_for,
+    count,
+    fail,
+    open_service,
+    reported_errors,
+    say,
+    state,
+)
 from engine.records import CaseRecords
 from engine.runtime.commands import CaseCommand
 from engine.runtime.hearings import open_hearing
@@ -54,14 +60,6 @@ ActingUserOption = Annotated[
         "--as",
         help="Den registrerede bruger, der handler; brugerens roller og teams gælder / "
         "the registered user to act as, with their roles and teams.",
-    ),
-]
-OptionalUserOption = Annotated[
-    str | None,
-    typer.Option(
-        "--as",
-        help="Vis det, denne bruger må se; standard: operatøren, der ser alle sager / "
-        "show what this user may see; default: the operator, who sees every case.",
     ),
 ]
 VersionOption = Annotated[
@@ -107,35 +105,6 @@ def _group(app: typer.Typer, name: str) -> typer.Typer:
 
 
 # The acting user ---------------------------------------------------------------------------------
-
-
-def acting_user(service: Any, name: str) -> Actor:
-    """Return the actor for the registered user `name`, with the roles and teams stored now.
-
-    Raises BadRequest for an invalid name, NotFound for an unknown user and Forbidden for
-    a deactivated one, as authentication over HTTP would.
-    """
-    validate_user_name(name)
-    with service.database.read() as session:
-        user = people.get_user(session, name)
-        if not user.active:
-            raise Forbidden(
-                Text(
-                    f"Brugeren '{name}' er deaktiveret og kan ikke handle på sager.",
-                    f"The user '{name}' is deactivated and cannot act on cases.",
-                ),
-                code="inactive_user",
-                field="user",
-                hint=Text(
-                    f"Aktivér brugeren med 'sagsflow user update {name} --activate'.",
-                    f"Activate the user with 'sagsflow user update {name} --activate'.",
-                ),
-            )
-        return people.actor_of(user)
-
-
-def _actor(service: Any, name: str | None) -> Actor:
-    return operator() if name is None else acting_user(service, name)
 
 
 # Errors and input --------------------------------------------------------------------------------
@@ -481,7 +450,7 @@ def case_letters(
     """Vis sagens breve; en ansøger ser kun de sendte / list the case's letters; an applicant sees only sent ones."""
     with reported_errors():
         service = open_service()
-        letters = service.list_letters(_actor(service, as_user), case)
+        letters = service.list_letters(actor_for(service, as_user), case)
     if as_json:
         typer.echo(json.dumps(letters, ensure_ascii=False, indent=2))
         return
@@ -527,7 +496,7 @@ def chat_list(
     """Vis sagens chatbeskeder i rækkefølge / list the case's chat messages in order."""
     with reported_errors():
         service = open_service()
-        messages = CaseRecords(service).list_messages(_actor(service, as_user), case, limit=limit)
+        messages = CaseRecords(service).list_messages(actor_for(service, as_user), case, limit=limit)
     if as_json:
         typer.echo(json.dumps(messages, ensure_ascii=False, indent=2))
         return

@@ -7,13 +7,14 @@ import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
-from engine.auth import Actor
-from engine.errors import InvalidInput, SagsflowError
-from engine.i18n import Language
+from engine import people
+from engine.auth import Actor, validate_user_name
+from engine.errors import Forbidden, InvalidInput, SagsflowError
+from engine.i18n import Language, Text
 from engine.settings import Settings
 
 
@@ -99,3 +100,43 @@ def fail(da: str, en: str, *, code: int = 1) -> typer.Exit:
     """Print an error in the chosen language and return the `typer.Exit` to raise."""
     typer.echo(f"{say('Fejl', 'Error')}: {say(da, en)}", err=True)
     return typer.Exit(code)
+
+
+OptionalUserOption = Annotated[
+    str | None,
+    typer.Option(
+        "--as",
+        help="Handl som denne registrerede bruger; standard: operatøren, der ser alle sager / "
+        "act as this registered user; default: the operator, who sees every case.",
+    ),
+]
+
+
+def acting_user(service: Any, name: str) -> Actor:
+    """Return the actor for the registered user `name`, with the roles and teams stored now.
+
+    Raises BadRequest for an invalid name, NotFound for an unknown user and Forbidden for
+    a deactivated one, as authentication over HTTP would.
+    """
+    validate_user_name(name)
+    with service.database.read() as session:
+        user = people.get_user(session, name)
+        if not user.active:
+            raise Forbidden(
+                Text(
+                    f"Brugeren '{name}' er deaktiveret og kan ikke handle på sager.",
+                    f"The user '{name}' is deactivated and cannot act on cases.",
+                ),
+                code="inactive_user",
+                field="user",
+                hint=Text(
+                    f"Aktivér brugeren med 'sagsflow user update {name} --activate'.",
+                    f"Activate the user with 'sagsflow user update {name} --activate'.",
+                ),
+            )
+        return people.actor_of(user)
+
+
+def actor_for(service: Any, name: str | None) -> Actor:
+    """Return the operator when no user is named, else the named user as `acting_user` does."""
+    return operator() if name is None else acting_user(service, name)

@@ -18,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import count, fail, open_service, operator, reported_errors, say, state
+from cli.common import OptionalUserOption, actor_for, count, fail, open_service, operator, reported_errors, say, state
 from engine.records import MAX_UPLOAD_BYTES, CaseRecords, PayloadTooLarge, upload_limit_text
 
 document_app = typer.Typer(help="Sagens dokumenter / case documents.", no_args_is_help=True)
@@ -48,6 +48,7 @@ def document_upload(
     case: CaseArgument,
     file: Annotated[Path, typer.Argument(help="Filen / the file: PDF, PNG, JPEG, TXT, CSV, DOCX, XLSX.")],
     title: Annotated[str | None, typer.Option(help="Dokumentets titel; standard: filnavnet / the title.")] = None,
+    as_user: OptionalUserOption = None,
 ) -> None:
     """Journalisér en fil på en sag / file a document on a case."""
     if not file.is_file():
@@ -56,8 +57,9 @@ def document_upload(
         # Checked before reading, so a huge file is never loaded into memory.
         if file.stat().st_size > MAX_UPLOAD_BYTES:
             raise PayloadTooLarge(upload_limit_text())
-        document = _records().upload_document(
-            operator(), case, filename=file.name, content=file.read_bytes(), title=title
+        records = _records()
+        document = records.upload_document(
+            actor_for(records.service, as_user), case, filename=file.name, content=file.read_bytes(), title=title
         )
     typer.echo(
         say(
@@ -104,10 +106,12 @@ def document_download(
 def note_add(
     case: CaseArgument,
     text: Annotated[str, typer.Argument(help="Notatets tekst / the text of the note.")],
+    as_user: OptionalUserOption = None,
 ) -> None:
     """Skriv et notat på en sag (offentlighedsloven § 13) / write a note on a case."""
     with reported_errors():
-        note = _records().add_note(operator(), case, text)
+        records = _records()
+        note = records.add_note(actor_for(records.service, as_user), case, text)
     typer.echo(
         say(
             f"Notat {note['id']} er skrevet på sagen (sagen er nu på version {note['case_version']}).",

@@ -1,9 +1,13 @@
-"""The background worker (`sagsflow worker`) and the list of overdue work (`sagsflow overdue`)."""
+"""The background worker (`sagsflow worker`), overdue work (`sagsflow overdue`) and physical mail.
+
+`sagsflow physical-mail` lists the letters the worker sent as print jobs instead of by digital post.
+"""
 
 from __future__ import annotations
 
 import json
 import signal
+from enum import StrEnum
 from types import FrameType
 from typing import Annotated, Any
 
@@ -38,10 +42,14 @@ def worker(
         signal.signal(signal_number, signal.SIG_DFL)
         runner.stop()
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    with reported_errors():
-        runner.run(interval, once=once)
+    # The previous handlers come back afterwards, for a caller that goes on running (a test).
+    previous = {number: signal.signal(number, stop) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with reported_errors():
+            runner.run(interval, once=once)
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def overdue(
@@ -100,7 +108,50 @@ def _print_overdue(result: dict[str, Any]) -> None:
     )
 
 
+class MailStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+def physical_mail(
+    status: Annotated[
+        MailStatus | None,
+        typer.Option(help="Kun breve med denne status / only letters with this status."),
+    ] = None,
+    limit: Annotated[int, typer.Option(help="Højst så mange breve / at most this many letters.", min=1)] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="Skriv JSON / print JSON.")] = False,
+) -> None:
+    """Vis breve til fysisk post / list the letters sent by physical mail."""
+    from engine.runtime.outbox import list_physical_mail  # noqa: PLC0415
+
+    with reported_errors():
+        service = open_service()
+        with service.database.read() as session:
+            items = list_physical_mail(session, None, status=status.value if status else None, limit=limit)
+    if as_json:
+        typer.echo(json.dumps(items, ensure_ascii=False, indent=2))
+        return
+    if not items:
+        typer.echo(say("Ingen breve til fysisk post.", "No letters for physical mail."))
+        return
+    labels = {
+        "pending": say("venter", "pending"),
+        "sent": say("sendt til print", "sent to print"),
+        "failed": say("opgivet", "given up"),
+    }
+    for item in items:
+        recipient = item["recipient"]
+        identity = f"{recipient['id_type']} {recipient['id']}" if recipient["id"] else recipient["id_type"]
+        typer.echo(
+            f"  {item['case']['journal_number']}  {item['document']['number']:>3}. {item['document']['title']:<40} "
+            f"{recipient['name']} ({identity})  {labels.get(item['status'], item['status'])}"
+        )
+    typer.echo(say(f"{count(len(items), 'brev', 'breve')}.", f"{count(len(items), 'letter', 'letters')}."))
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the `sagsflow` application."""
     app.command("worker")(worker)
     app.command("overdue")(overdue)
+    app.command("physical-mail")(physical_mail)

@@ -21,7 +21,7 @@ from engine.errors import Forbidden, InvalidInput
 from engine.records import MAX_FILENAME_BYTES, MAX_UPLOAD_BYTES, CaseRecords, sanitise_filename
 from engine.service import Sagsflow
 from engine.storage.tables import Case, CaseEvent, CaseStatus, Document
-from tests.helpers import APPLICANT, CASEWORKER, Tokens, example
+from tests.helpers import ADMIN, APPLICANT, CASEWORKER, TEAM, Tokens, example
 
 auth = Tokens.header
 
@@ -790,3 +790,25 @@ def test_streamed_body_over_upload_limit_is_413(
     assert response.status_code == 413
     assert "10 MB" in error_of(response)["message"]
     assert stored_state(service, case["id"]) == before
+
+
+def test_cli_note_and_upload_as_a_named_user(cli_case: dict[str, Any], tmp_path: Path, service: Sagsflow) -> None:
+    service.add_user(ADMIN, "karen", ["caseworker"], [TEAM])
+    service.add_user(ADMIN, "ole", ["caseworker"], ["skov"])
+    source = tmp_path / "bilag.pdf"
+    source.write_bytes(PDF)
+
+    noted = invoke("note", "add", cli_case["journal_number"], "Ringede til ansøger.", "--as", "karen")
+    uploaded = invoke("document", "upload", cli_case["journal_number"], str(source), "--as", "karen")
+    other_team = invoke("note", "add", cli_case["journal_number"], "Ser ikke sagen.", "--as", "ole")
+    unknown = invoke("note", "add", cli_case["journal_number"], "Hej", "--as", "nobody")
+
+    assert noted[0] == 0, noted[1]
+    assert uploaded[0] == 0, uploaded[1]
+    notes = CaseRecords(service).list_notes(CASEWORKER, cli_case["id"], limit=10)["items"]
+    assert [note["created_by"] for note in notes] == ["karen"]
+    assert service.get_case(CASEWORKER, cli_case["id"], "da")["documents"][-1]["created_by"] == "karen"
+    assert other_team[0] == 1, "a caseworker of another team does not see the case"
+    assert "findes ikke" in other_team[1]
+    assert unknown[0] == 1
+    assert "nobody" in unknown[1]
