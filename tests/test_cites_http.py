@@ -328,3 +328,30 @@ def test_intake_check_records_fee_and_missing_export_permit(client: TestClient, 
     assert step(second, "intake_check")["missing"] == ["export_permit_number"]
     assert first["data"]["fee_due"] == 69100, "money is stored in øre"
     assert second["phase"]["id"] == "screening", "an incomplete application still reaches the caseworker"
+
+
+def test_party_hearing_cannot_be_completed_by_hand(client: TestClient, tokens: Tokens) -> None:
+    case = client.post("/cases", json=example("01"), headers=auth(tokens.applicant)).json()
+    case = complete(client, tokens.caseworker, case, "completeness_check", {"application_complete": True})
+    case = complete(client, tokens.caseworker, case, "export_permit_check", {"export_permit_verified": True})
+    case = complete(
+        client, tokens.caseworker, case, "fact_assessment", {"assessment_note": "OK.", "consultation_required": False}
+    )
+    refusal = {
+        "decision_outcome": "refused",
+        "decision_text": "Ansøgningen afslås.",
+        "statement_of_reasons": "Dokumentationen for dyrenes oprindelse er utilstrækkelig.",
+    }
+    case = complete(client, tokens.caseworker, case, "draft_decision", refusal)
+    assert case["phase"]["id"] == "partshoering"
+
+    by_hand = client.post(
+        f"/cases/{case['id']}/steps/party_hearing/complete", json={"data": {}}, headers=auth(tokens.caseworker)
+    )
+    after = client.get(f"/cases/{case['id']}", headers=auth(tokens.caseworker)).json()
+
+    assert by_hand.status_code == 400
+    assert by_hand.json()["error"]["code"] == "wrong_step_kind"
+    assert "/hearing" in by_hand.json()["error"]["message"]
+    assert after["version"] == case["version"]
+    assert step(after, "party_hearing")["status"] == "active"

@@ -463,15 +463,26 @@ class CaseCommand:
 
     def complete_task(self, step_id: str, raw: Mapping[str, Any]) -> None:
         row, step = self.active_step(step_id)
-        if step.definition.kind != "task":
-            raise BadRequest(
-                Text(
+        kind = step.definition.kind
+        if kind != "task":
+            if kind == "approval":
+                how = Text(
                     f"Trinnet '{step_id}' er et godkendelsestrin; brug /approve.",
                     f"The step '{step_id}' is an approval step; use /approve.",
-                ),
-                code="wrong_step_kind",
-                field="step",
-            )
+                )
+            elif kind in ("hearing", "party_hearing"):
+                how = Text(
+                    f"Trinnet '{step_id}' er en høring; åbn den med /hearing. Den afsluttes, når parterne har "
+                    "svaret, eller når fristen er udløbet.",
+                    f"The step '{step_id}' is a hearing; open it with /hearing. It ends when the parties have "
+                    "replied or when the deadline has passed.",
+                )
+            else:
+                how = Text(
+                    f"Trinnet '{step_id}' udføres af systemet og kan ikke afsluttes med /complete.",
+                    f"The step '{step_id}' is carried out by the system and cannot be completed with /complete.",
+                )
+            raise BadRequest(how, code="wrong_step_kind", field="step")
         self.require_role(step.definition.role)
         allowed = {entry.field: entry.required for entry in step.definition.form}
         values = parse_values(
