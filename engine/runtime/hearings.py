@@ -68,6 +68,7 @@ REPLY_KIND = "hearing_reply"
 
 _PARTY_NAME = FieldDef(type="text", label=Label(da="Navn", en="Name"), max_length=200)
 _PARTY_ID = FieldDef(type="text", label=Label(da="Nummer", en="Number"))
+_PARTY_EMAIL = FieldDef(type="email", label=Label(da="E-mail", en="E-mail"))
 _MERGED_TEXT = FieldDef(
     type="text", label=Label(da="Flettefelt", en="Merge field"), multiline=True, max_length=MAX_MERGED_LENGTH
 )
@@ -167,7 +168,7 @@ def _parse_party(index: int, entry: Any, services: Services, errors: FieldErrors
         errors.add(where, "unknown_field", Text(f"Ukendte felter: {listed}.", f"Unknown fields: {listed}."))
         return None
     values: dict[str, Any] = {}
-    for key, parser, field in (("name", TextType(), _PARTY_NAME), ("email", EmailType(), _PARTY_NAME)):
+    for key, parser, field in (("name", TextType(), _PARTY_NAME), ("email", EmailType(), _PARTY_EMAIL)):
         if entry.get(key) is None:
             if key == "name":
                 errors.add(f"{where}.name", "required", Text("Navnet mangler.", "The name is missing."))
@@ -463,7 +464,8 @@ def parse_attachment(where: str, entry: Any, errors: FieldErrors) -> Attachment 
 
     The file name is cleaned and its extension, the declared type and the first bytes must
     agree (`engine.records.resolve_file_type`); the content is base64 of at most
-    `MAX_UPLOAD_BYTES` bytes.
+    `MAX_UPLOAD_BYTES` bytes. White space in the base64 text is ignored, because common
+    encoders (such as the `base64` command) wrap their output into lines.
     """
     if not isinstance(entry, Mapping) or set(entry) != {"filename", "content_type", "content_base64"}:
         errors.add(
@@ -477,7 +479,7 @@ def parse_attachment(where: str, entry: Any, errors: FieldErrors) -> Attachment 
         return None
     try:
         filename = sanitise_filename(str(entry["filename"]))
-        content = base64.b64decode(str(entry["content_base64"]), validate=True)
+        content = base64.b64decode("".join(str(entry["content_base64"]).split()), validate=True)
     except InvalidInput as invalid:
         for error in invalid.errors:
             errors.add(f"{where}.filename", error.code, error.text, error.hint)
@@ -492,6 +494,8 @@ def parse_attachment(where: str, entry: Any, errors: FieldErrors) -> Attachment 
     if not content:
         errors.add(f"{where}.content_base64", "empty", Text("Filen er tom.", "The file is empty."))
         return None
+    # NOTE: over HTTP the whole reply body is capped at api.limits.MAX_BODY_BYTES (1 MB), so an
+    # attachment above about 750 KB gets 413 from that middleware before this check runs.
     if len(content) > MAX_UPLOAD_BYTES:
         errors.add(f"{where}.content_base64", "too_large", upload_limit_text())
         return None
