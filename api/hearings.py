@@ -13,6 +13,9 @@ from fastapi import APIRouter, BackgroundTasks, Header, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from api.deps import ActorDep, LanguageDep, ServiceDep, expected_version, with_etag
+from engine.auth import Scope, require_scope
+from engine.errors import Forbidden
+from engine.i18n import Text
 from engine.runtime.commands import CaseCommand
 from engine.runtime.hearings import MAX_ATTACHMENTS, MAX_PARTIES, open_hearing, reply_request, submit_reply
 from engine.runtime.worker import list_overdue
@@ -94,10 +97,13 @@ def reply_request_route(token: str, service: ServiceDep, language: LanguageDep) 
 
 
 @router.post("/hearing-replies/{token}", status_code=201, tags=["hearings"])
-def submit_reply_route(token: str, body: ReplyRequest, service: ServiceDep) -> dict[str, Any]:
+def submit_reply_route(token: str, body: ReplyRequest, service: ServiceDep, tasks: BackgroundTasks) -> dict[str, Any]:
     """File a party's reply on the case; the link works once."""
     attachments = [attachment.model_dump() for attachment in body.attachments]
-    return submit_reply(service.database, service.services, service.catalog, token, body.text, attachments)
+    filed = submit_reply(service.database, service.services, service.catalog, token, body.text, attachments)
+    # The last reply closes the hearing, and the phase the case enters may send letters.
+    tasks.add_task(_dispatch, service)
+    return filed
 
 
 @router.get("/overdue", tags=["cases"])
@@ -107,7 +113,23 @@ def overdue_route(
     language: LanguageDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
-    """List the open cases past their processing deadline and the open steps past their due time."""
+    """List the open cases past their processing deadline and the open steps past their due time.
+
+    Staff only: a caseworker sees the cases of their own teams, as in `GET /cases`.
+    """
+    require_scope(actor, Scope.CASES_READ)
+    if not actor.is_staff:
+        raise Forbidden(
+            Text(
+                "Kun myndighedens medarbejdere kan se sager og trin over fristen.",
+                "Only the authority's staff can list overdue cases and steps.",
+            ),
+            code="staff_only",
+            hint=Text(
+                "Det kræver rollen caseworker, approver eller admin.",
+                "This requires the role caseworker, approver or admin.",
+            ),
+        )
     with service.database.read() as session:
         return list_overdue(
             session,

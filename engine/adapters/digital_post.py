@@ -17,6 +17,7 @@ import json
 import os
 import re
 import threading
+import uuid
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -136,7 +137,8 @@ class MailboxDigitalPost:
         receipt = f"fake-{message.message_id}"
         if path.exists():
             return receipt
-        temporary = path.with_suffix(".tmp")
+        # A temporary name of its own, so that two workers sending one id never write into one file.
+        temporary = path.with_name(f"{path.stem}.{uuid.uuid4().hex}.tmp")
         temporary.write_text(json.dumps(message.as_memo(), ensure_ascii=False, indent=2), encoding="utf-8")
         os.replace(temporary, path)
         return receipt

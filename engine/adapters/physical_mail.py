@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import uuid
 from pathlib import Path
 from typing import Protocol
 
@@ -51,7 +52,8 @@ class FolderPhysicalMail:
         receipt = f"print-{message.message_id}"
         if path.exists():
             return receipt
-        temporary = path.with_suffix(".tmp")
+        # A temporary name of its own, so that two workers sending one id never write into one file.
+        temporary = path.with_name(f"{path.stem}.{uuid.uuid4().hex}.tmp")
         temporary.write_text(json.dumps(print_job(message), ensure_ascii=False, indent=2), encoding="utf-8")
         os.replace(temporary, path)
         return receipt

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from engine.adapters.digital_post import Party, PostMessage, RecipientExempt
@@ -328,3 +328,62 @@ def dispatch_due(
             break
         setattr(report, result, getattr(report, result) + 1)
     return report
+
+
+# The physical-mail queue ---------------------------------------------------------------------
+
+
+def list_physical_mail(
+    session: Session,
+    visible: ColumnElement[bool] | None,
+    *,
+    status: str | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """List the letters that a delivery attempt routed to physical mail, oldest first.
+
+    These are the letters to recipients exempt from digital post or without a CVR or CPR
+    number: printed (`sent`), waiting for a retry of the print service (`pending`), or given
+    up (`failed`). A queued letter that no worker has tried to deliver yet is still on the
+    digital post channel and is not listed. `visible` is the SQL condition on `Case` for the
+    cases the caller may see (None for every case), as `engine.people.Access.visible_cases`
+    returns it.
+    """
+    query = (
+        select(OutboxMessage, Case.journal_number, Document.number, Document.title)
+        .join(Case, Case.id == OutboxMessage.case_id)
+        .outerjoin(Document, Document.id == OutboxMessage.document_id)
+        .where(OutboxMessage.channel == PHYSICAL_MAIL)
+        .order_by(OutboxMessage.id)
+        .limit(limit)
+    )
+    if visible is not None:
+        query = query.where(visible)
+    if status is not None:
+        query = query.where(OutboxMessage.status == status)
+    return [
+        _physical_mail_entry(message, journal_number, number, title)
+        for message, journal_number, number, title in session.execute(query).all()
+    ]
+
+
+def _physical_mail_entry(
+    message: OutboxMessage, journal_number: str, number: int | None, title: str | None
+) -> dict[str, Any]:
+    recipient = message.payload.get("recipient") or {}
+    return {
+        "id": message.id,
+        "case": {"id": message.case_id, "journal_number": journal_number},
+        "document": {"number": number, "title": title},
+        "recipient": {
+            "id_type": recipient.get("id_type", "NONE"),
+            "id": recipient.get("id", ""),
+            "name": recipient.get("name", ""),
+        },
+        "status": message.status,
+        "attempts": message.attempts,
+        "receipt": message.receipt,
+        "last_error": message.last_error,
+        "created_at": message.created_at.isoformat(),
+        "sent_at": message.sent_at.isoformat() if message.sent_at else None,
+    }

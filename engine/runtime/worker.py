@@ -365,7 +365,7 @@ def _visible_rows(
     found: list[Any] = []
     page, offset = 500, 0
     while len(found) < limit:
-        rows = list(session.execute(query.limit(page).offset(offset)).tuples())
+        rows = list(session.execute(query.limit(page).offset(offset)).all())
         rows = [row[0] if len(row) == 1 else row for row in rows]
         found.extend(row for row in rows if visible(case_of(row)))
         if len(rows) < page:
