@@ -58,6 +58,29 @@ OPEN_STEP_STATUSES = frozenset({StepStatus.ACTIVE, StepStatus.WAITING})
 Decision = Literal["approve", "reject"]
 
 
+def wrong_step_kind(step_id: str, kind: str, route: str) -> BadRequest:
+    """Build the error for a step sent to a route that does not handle its kind, naming the right way."""
+    if kind == "task":
+        how = Text("brug /complete.", "use /complete.")
+    elif kind == "approval":
+        how = Text("brug /approve.", "use /approve.")
+    elif kind in ("hearing", "party_hearing"):
+        how = Text(
+            "åbn høringen med /hearing. Den afsluttes, når parterne har svaret, eller når fristen er udløbet.",
+            "open the hearing with /hearing. It ends when the parties have replied or when the deadline has passed.",
+        )
+    else:
+        how = Text("systemet udfører trinnet selv.", "the system carries out the step itself.")
+    return BadRequest(
+        Text(
+            f"Trinnet '{step_id}' ({kind}) kan ikke afsluttes med {route}; {how.da}",
+            f"The step '{step_id}' ({kind}) cannot be completed with {route}; {how.en}",
+        ),
+        code="wrong_step_kind",
+        field="step",
+    )
+
+
 class CaseCommand:
     def __init__(
         self,
@@ -463,26 +486,8 @@ class CaseCommand:
 
     def complete_task(self, step_id: str, raw: Mapping[str, Any]) -> None:
         row, step = self.active_step(step_id)
-        kind = step.definition.kind
-        if kind != "task":
-            if kind == "approval":
-                how = Text(
-                    f"Trinnet '{step_id}' er et godkendelsestrin; brug /approve.",
-                    f"The step '{step_id}' is an approval step; use /approve.",
-                )
-            elif kind in ("hearing", "party_hearing"):
-                how = Text(
-                    f"Trinnet '{step_id}' er en høring; åbn den med /hearing. Den afsluttes, når parterne har "
-                    "svaret, eller når fristen er udløbet.",
-                    f"The step '{step_id}' is a hearing; open it with /hearing. It ends when the parties have "
-                    "replied or when the deadline has passed.",
-                )
-            else:
-                how = Text(
-                    f"Trinnet '{step_id}' udføres af systemet og kan ikke afsluttes med /complete.",
-                    f"The step '{step_id}' is carried out by the system and cannot be completed with /complete.",
-                )
-            raise BadRequest(how, code="wrong_step_kind", field="step")
+        if step.definition.kind != "task":
+            raise wrong_step_kind(step_id, step.definition.kind, "/complete")
         self.require_role(step.definition.role)
         allowed = {entry.field: entry.required for entry in step.definition.form}
         values = parse_values(
@@ -506,14 +511,7 @@ class CaseCommand:
         row, step = self.active_step(step_id)
         definition = step.definition
         if definition.kind != "approval":
-            raise BadRequest(
-                Text(
-                    f"Trinnet '{step_id}' er ikke et godkendelsestrin; brug /complete.",
-                    f"The step '{step_id}' is not an approval step; use /complete.",
-                ),
-                code="wrong_step_kind",
-                field="step",
-            )
+            raise wrong_step_kind(step_id, definition.kind, "/approve")
         self.require_role(definition.role)
         comment = (comment or "").strip() or None
         errors = FieldErrors()
