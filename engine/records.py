@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, or_, select, true
 from sqlalchemy.engine import ScalarResult
-from sqlalchemy.orm import undefer
+from sqlalchemy.orm import Session, undefer
 
 from engine.auth import Actor, Scope
 from engine.definitions.fields import FieldValueError, check_text
@@ -32,6 +32,8 @@ from engine.errors import CaseError, Conflict, FieldError, Forbidden, InvalidInp
 from engine.i18n import DEFAULT_LANGUAGE, Language, Text
 from engine.runtime.audit import ChainReport, verify_chain
 from engine.runtime.commands import CaseCommand
+from engine.runtime.letters import recipient_of
+from engine.runtime.views import shown_to_applicant
 from engine.service import Sagsflow
 from engine.storage.tables import (
     Case,
@@ -404,6 +406,7 @@ _DOCUMENT_RECORD_COLUMNS = (
     Document.created_at,
     Document.created_by,
     Document.sent_at,
+    Document.recipient,
 )
 
 
@@ -507,6 +510,14 @@ class CaseRecords:
         )
         return {**document_record(filed[0]), "case_version": view["version"]}
 
+    def _shown_to(self, session: Session, actor: Actor, case: Case) -> Callable[[Any], bool]:
+        """Return the test of which documents `actor` may read, beyond `_readable_by`: letters to other parties."""
+        if actor.is_staff:
+            return lambda _document: True
+        _, process = self.service.catalog.by_version_id(session, case.process_version_id)
+        party = recipient_of(case, process)
+        return lambda document: shown_to_applicant(document, party, actor.name)
+
     def list_documents(self, actor: Actor, case_ref: str | int) -> list[dict[str, Any]]:
         """List the case's documents that `actor` may read, without their content."""
         with self.service.database.read() as session:
@@ -516,7 +527,8 @@ class CaseRecords:
                 .where(Document.case_id == case.id, _readable_by(actor))
                 .order_by(Document.number)
             )
-            return [document_record(row) for row in rows]
+            shown = self._shown_to(session, actor, case)
+            return [document_record(row) for row in rows if shown(row)]
 
     def document_content(self, actor: Actor, case_ref: str | int, number: int) -> DocumentContent:
         """Return a document's bytes: an upload's file, or the text of an application or letter as UTF-8."""
@@ -527,6 +539,8 @@ class CaseRecords:
                 .where(Document.case_id == case.id, Document.number == number, _readable_by(actor))
                 .options(undefer(Document.content))
             ).one_or_none()
+            if document is not None and not self._shown_to(session, actor, case)(document):
+                document = None
             if document is None:
                 raise NotFound(
                     Text(

@@ -33,7 +33,7 @@ from engine.runtime.catalog import ProcessCatalog, VersionInfo
 from engine.runtime.commands import CaseCommand, Decision
 from engine.runtime.input import enforce_checks, parse_values
 from engine.runtime.journal import next_journal_number
-from engine.runtime.letters import deadline_end, sha256_text
+from engine.runtime.letters import deadline_end, recipient_of, sha256_text
 from engine.runtime.outbox import DispatchReport, dispatch_due
 from engine.runtime.services import Services
 from engine.runtime.views import (
@@ -43,6 +43,7 @@ from engine.runtime.views import (
     document_view,
     process_summary,
     process_view,
+    shown_to_applicant,
 )
 from engine.storage.database import Database
 from engine.storage.tables import (
@@ -70,6 +71,7 @@ _DOCUMENT_SUMMARY_COLUMNS = (
     Document.created_at,
     Document.created_by,
     Document.sent_at,
+    Document.recipient,
 )
 
 
@@ -574,8 +576,11 @@ class Sagsflow:
                 select(*_DOCUMENT_SUMMARY_COLUMNS).where(Document.case_id == case.id).order_by(Document.number)
             )
         )
-        view = case_view(case, steps, documents, version, process, language)
-        return view if actor.is_staff else applicant_view(view, process)
+        if actor.is_staff:
+            return case_view(case, steps, documents, version, process, language)
+        party = recipient_of(case, process)
+        shown = [document for document in documents if shown_to_applicant(document, party, actor.name)]
+        return applicant_view(case_view(case, steps, shown, version, process, language), process)
 
     def load_case(
         self, session: Session, actor: Actor, case_ref: str | int, *, scope: Scope = Scope.CASES_READ
@@ -636,13 +641,11 @@ class Sagsflow:
             document = session.scalars(
                 select(Document).where(Document.case_id == case.id, Document.number == number)
             ).one_or_none()
-            hidden = (
-                document is not None
-                and not actor.is_staff
-                and document.kind == DocumentKind.LETTER
-                and document.status != DocumentStatus.SENT
-            )
-            if document is None or hidden:
+            if document is not None and not actor.is_staff:
+                _, process = self.catalog.by_version_id(session, case.process_version_id)
+                if not shown_to_applicant(document, recipient_of(case, process), actor.name):
+                    document = None
+            if document is None:
                 raise NotFound(
                     Text(
                         f"Sagen {case.journal_number} har intet dokument nr. {number}.",
@@ -658,13 +661,16 @@ class Sagsflow:
             return document_view(document)
 
     def list_letters(self, actor: Actor, case_ref: str | int) -> list[dict[str, Any]]:
-        """The case's letters; an applicant sees only those already sent to them."""
+        """The case's letters; an applicant sees only those already sent to the case's party."""
         with self.database.read() as session:
             case = self.load_case(session, actor, case_ref)
             query = select(Document).where(Document.case_id == case.id, Document.kind == DocumentKind.LETTER)
+            letters = list(session.scalars(query.order_by(Document.number)))
             if not actor.is_staff:
-                query = query.where(Document.status == DocumentStatus.SENT)
-            return [document_view(document) for document in session.scalars(query.order_by(Document.number))]
+                _, process = self.catalog.by_version_id(session, case.process_version_id)
+                party = recipient_of(case, process)
+                letters = [letter for letter in letters if shown_to_applicant(letter, party, actor.name)]
+            return [document_view(document) for document in letters]
 
     # Outbox ------------------------------------------------------------------------------
 

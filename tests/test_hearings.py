@@ -1000,3 +1000,33 @@ def test_party_hearing_letter_keeps_hearing_rights(tmp_path: Path) -> None:
 
 def test_identical_party_hearing_replacement_is_valid(tmp_path: Path) -> None:
     assert load_demo(tmp_path, replaced_party_hearing(label="{da: Hør ansøgeren, en: Hear the applicant}")) == []
+
+
+def test_applicant_sees_no_letters_to_other_parties(
+    client: TestClient, tokens: Tokens, post: MemoryDigitalPost
+) -> None:
+    case = opened(client, tokens, consultation_case(client, tokens))
+    staff_letters = client.get(f"/cases/{case['id']}/letters", headers=auth(tokens.caseworker)).json()
+    hearing_numbers = [letter["number"] for letter in staff_letters if letter["letter"] == "consultation"]
+    assert len(hearing_numbers) == 2
+    assert all(letter["status"] == "sent" for letter in staff_letters)
+
+    own_letters = client.get(f"/cases/{case['id']}/letters", headers=auth(tokens.applicant)).json()
+    own_case = client.get(f"/cases/{case['id']}", headers=auth(tokens.applicant)).json()
+    own_documents = client.get(f"/cases/{case['id']}/documents", headers=auth(tokens.applicant)).json()
+    direct = [
+        client.get(f"/cases/{case['id']}/documents/{number}", headers=auth(tokens.applicant)).status_code
+        for number in hearing_numbers
+    ]
+    content = [
+        client.get(f"/cases/{case['id']}/documents/{number}/content", headers=auth(tokens.applicant)).status_code
+        for number in hearing_numbers
+    ]
+
+    assert [letter["title"] for letter in own_letters] == ["Kvittering for modtagelse af ansøgning"]
+    assert PERSON["id"] not in str(own_letters)
+    assert not {document["number"] for document in own_case["documents"]} & set(hearing_numbers)
+    listed = own_documents["items"] if isinstance(own_documents, dict) else own_documents
+    assert not {document["number"] for document in listed} & set(hearing_numbers)
+    assert direct == [404, 404]
+    assert content == [404, 404]

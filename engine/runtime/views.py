@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from engine.definitions.compile import CompiledProcess
 from engine.i18n import Language
 from engine.runtime.catalog import VersionInfo
-from engine.storage.tables import Case, CaseStep, Document
+from engine.storage.tables import Case, CaseStep, Document, DocumentKind, DocumentStatus
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -191,19 +191,42 @@ def case_view(
     return view
 
 
+def addressed_to(recipient: Mapping[str, Any] | None, party: Mapping[str, str]) -> bool:
+    """Tell whether a letter's recipient is the case's party.
+
+    Hearing letters go to other parties too, and their addresses and CPR numbers are none
+    of the applicant's business. A letter filed without a recipient went to the party.
+    """
+    if recipient is None:
+        return True
+    if party["id_type"] != "NONE":
+        return recipient.get("id_type") == party["id_type"] and recipient.get("id") == party["id"]
+    return recipient.get("id_type") == "NONE" and recipient.get("name") == party["name"]
+
+
+def shown_to_applicant(document: Any, party: Mapping[str, str], applicant: str) -> bool:
+    """Tell whether an applicant may see `document` (an ORM object or a row with its columns).
+
+    The applicant sees the application, the letters sent to the case's party, and the
+    files they uploaded themselves.
+    """
+    if document.kind == DocumentKind.APPLICATION:
+        return True
+    if document.kind == DocumentKind.LETTER:
+        return bool(document.status == DocumentStatus.SENT and addressed_to(document.recipient, party))
+    return bool(document.kind == DocumentKind.UPLOAD and document.created_by == applicant)
+
+
 def applicant_view(view: dict[str, Any], process: CompiledProcess) -> dict[str, Any]:
     """Cut a case view down to what its applicant may see.
 
-    Applicants see their own application data, the phase and status, and the documents on
-    the case addressed to or received from them. Caseworkers' notes, drafts not yet
-    decided, the checklist, the team, the assignee and who did what stay internal until
-    they reach a letter.
+    Applicants see their own application data, the phase and status, and the documents
+    that `shown_to_applicant` allows; the caller picks those before building the view.
+    Caseworkers' notes, drafts not yet decided, the checklist, the team, the assignee and
+    who did what stay internal until they reach a letter.
     """
     application_fields = {name for name, field in process.fields.items() if field.source == "application"}
     hidden = {"checklist", "active_steps", "created_by", "team", "assignee"}
     restricted = {key: value for key, value in view.items() if key not in hidden}
     restricted["data"] = {name: value for name, value in view["data"].items() if name in application_fields}
-    restricted["documents"] = [
-        document for document in view["documents"] if document["kind"] == "application" or document["status"] == "sent"
-    ]
     return restricted
