@@ -1,7 +1,9 @@
 """An ASGI middleware that rejects request bodies above a size limit before they are parsed.
 
 Uploads (`POST /cases/{case}/documents`) may carry a file of up to
-`engine.records.MAX_UPLOAD_BYTES`; every other request body is limited to `MAX_BODY_BYTES`.
+`engine.records.MAX_UPLOAD_BYTES`, and a hearing reply (`POST /hearing-replies/{token}`)
+attachments of that size together, base64-encoded in JSON. Every other request body is
+limited to `MAX_BODY_BYTES`.
 """
 
 from __future__ import annotations
@@ -14,12 +16,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.i18n import Language, negotiate_language
 from engine.records import MAX_UPLOAD_BYTES, upload_limit_text
+from engine.runtime.hearings import MAX_REPLY_ATTACHMENT_BYTES, reply_limit_text
 
 MAX_BODY_BYTES = 1_000_000
 # Room for the multipart boundaries, the part headers and the form fields beside the file.
 MULTIPART_OVERHEAD_BYTES = 64_000
 MAX_UPLOAD_BODY_BYTES = MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD_BYTES
 UPLOAD_PATH = re.compile(r"/cases/[^/]+/documents/?$")
+# Base64 makes the attachments a third larger; the reply's text and the JSON around it get MAX_BODY_BYTES.
+MAX_REPLY_BODY_BYTES = MAX_REPLY_ATTACHMENT_BYTES * 4 // 3 + MAX_BODY_BYTES
+REPLY_PATH = re.compile(r"^/hearing-replies/[^/]+/?$")
 
 
 class BodyTooLarge(Exception):
@@ -34,6 +40,8 @@ def too_large_message(limit: int, language: Language) -> str:
     # An upload's message names the file's limit, which is what the user can act on.
     if limit == MAX_UPLOAD_BODY_BYTES:
         return upload_limit_text().get(language)
+    if limit == MAX_REPLY_BODY_BYTES:
+        return reply_limit_text().get(language)
     if language == "da":
         return f"Forespørgslen er for stor; grænsen er {limit} byte."
     return f"The request is too large; the limit is {limit} bytes."
@@ -48,8 +56,13 @@ class BodySizeLimit:
         self.max_upload_bytes = max_upload_bytes
 
     def limit_for(self, scope: Scope) -> int:
-        if scope.get("method") == "POST" and UPLOAD_PATH.search(scope.get("path", "")):
+        if scope.get("method") != "POST":
+            return self.max_bytes
+        path = scope.get("path", "")
+        if UPLOAD_PATH.search(path):
             return self.max_upload_bytes
+        if REPLY_PATH.match(path):
+            return max(self.max_bytes, MAX_REPLY_BODY_BYTES)
         return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -26,6 +26,7 @@ from sqlalchemy import func, select
 
 import engine.runtime.hearings as hearings_module
 import engine.runtime.letters as letters_module
+from api.limits import MAX_REPLY_BODY_BYTES
 from engine.adapters.digital_post import MemoryDigitalPost
 from engine.definitions.loader import load_definitions
 from engine.errors import Conflict
@@ -45,7 +46,7 @@ from engine.storage.tables import (
     OutboxMessage,
 )
 from tests.conftest import Clock
-from tests.helpers import ADMIN, REPOSITORY, Tokens, example
+from tests.helpers import ADMIN, CASEWORKER, REPOSITORY, Tokens, example
 
 auth = Tokens.header
 
@@ -627,13 +628,25 @@ def test_oversized_reply_rejected(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     case = opened(client, tokens, consultation_case(client, tokens))
-    token = reply_tokens(post, case)["29979812"]
+    tokens_by_party = reply_tokens(post, case)
+    token = tokens_by_party["29979812"]
     before = snapshot(database, case["id"])
-    big_pdf = PDF_BYTES + bytes(1_100_000)
 
     whole_body = client.post(
         f"/hearing-replies/{token}",
-        json={"text": "Svar", "attachments": [attachment("a.pdf", "application/pdf", big_pdf)]},
+        content=b"{" + b" " * MAX_REPLY_BODY_BYTES + b"}",
+        headers={"Content-Type": "application/json"},
+    )
+    monkeypatch.setattr(hearings_module, "MAX_REPLY_ATTACHMENT_BYTES", 1_500)
+    together = client.post(
+        f"/hearing-replies/{token}",
+        json={
+            "text": "Svar",
+            "attachments": [
+                attachment("a.pdf", "application/pdf", PDF_BYTES + bytes(900)),
+                attachment("b.pdf", "application/pdf", PDF_BYTES + bytes(900)),
+            ],
+        },
     )
     monkeypatch.setattr(hearings_module, "MAX_UPLOAD_BYTES", 1_000)
     one_file = client.post(
@@ -643,11 +656,32 @@ def test_oversized_reply_rejected(
     long_text = client.post(f"/hearing-replies/{token}", json={"text": "x" * (hearings_module.MAX_REPLY_LENGTH + 1)})
 
     assert whole_body.status_code == 413
+    assert "10 MB" in whole_body.json()["error"]["message"]
+    assert together.status_code == 422
+    assert together.json()["error"]["errors"][0]["field"] == "attachments"
+    assert together.json()["error"]["errors"][0]["code"] == "too_large"
     assert one_file.status_code == 422
     assert one_file.json()["error"]["errors"][0]["code"] == "too_large"
     assert long_text.status_code == 422
     assert long_text.json()["error"]["errors"][0]["code"] == "too_long"
     assert snapshot(database, case["id"]) == before
+
+
+def test_reply_with_large_attachment_accepted(
+    client: TestClient, tokens: Tokens, post: MemoryDigitalPost, service: Sagsflow
+) -> None:
+    case = opened(client, tokens, consultation_case(client, tokens))
+    token = reply_tokens(post, case)["29979812"]
+    report = PDF_BYTES + bytes(3_000_000)
+
+    response = client.post(
+        f"/hearing-replies/{token}",
+        json={"text": "Se vedhæftede rapport.", "attachments": [attachment("rapport.pdf", "application/pdf", report)]},
+    )
+
+    assert response.status_code == 201, response.json()
+    documents = service.get_case(CASEWORKER, case["id"], "da")["documents"]
+    assert documents[-1]["sha256"] == hashlib.sha256(report).hexdigest()
 
 
 def test_reused_link_conflicts(client: TestClient, tokens: Tokens, post: MemoryDigitalPost, database: Database) -> None:

@@ -58,6 +58,8 @@ MAX_MERGED_FIELDS = 20
 MAX_MERGED_LENGTH = 20_000
 MAX_REPLY_LENGTH = 100_000
 MAX_ATTACHMENTS = 10
+# Together a reply's attachments may be as large as one upload.
+MAX_REPLY_ATTACHMENT_BYTES = MAX_UPLOAD_BYTES
 # The types a reply's attachments may have; each is also checked as uploads are, in engine/records.py.
 REPLY_ATTACHMENT_TYPES = frozenset({"application/pdf", "image/png", "image/jpeg", "text/plain"})
 TOKEN_BYTES = 32
@@ -419,6 +421,14 @@ def reply_request(
         }
 
 
+def reply_limit_text() -> Text:
+    megabytes = MAX_REPLY_ATTACHMENT_BYTES // 1_000_000
+    return Text(
+        f"Bilagene til et høringssvar må tilsammen fylde højst {megabytes} MB. Send færre eller mindre filer.",
+        f"A hearing reply's attachments may be at most {megabytes} MB together. Send fewer or smaller files.",
+    )
+
+
 def parse_reply(raw_text: Any, raw_attachments: Any) -> tuple[str, list[Attachment]]:
     """Check a reply's text and attachments before anything is stored; raise InvalidInput listing every problem."""
     errors = FieldErrors()
@@ -455,6 +465,9 @@ def parse_reply(raw_text: Any, raw_attachments: Any) -> tuple[str, list[Attachme
                 attachment = parse_attachment(f"attachments.{index}", entry, errors)
                 if attachment is not None:
                     attachments.append(attachment)
+            total = sum(len(attachment.content) for attachment in attachments)
+            if total > MAX_REPLY_ATTACHMENT_BYTES:
+                errors.add("attachments", "too_large", reply_limit_text())
     errors.raise_if_any()
     return text, attachments
 
@@ -494,8 +507,6 @@ def parse_attachment(where: str, entry: Any, errors: FieldErrors) -> Attachment 
     if not content:
         errors.add(f"{where}.content_base64", "empty", Text("Filen er tom.", "The file is empty."))
         return None
-    # NOTE: over HTTP the whole reply body is capped at api.limits.MAX_BODY_BYTES (1 MB), so an
-    # attachment above about 750 KB gets 413 from that middleware before this check runs.
     if len(content) > MAX_UPLOAD_BYTES:
         errors.add(f"{where}.content_base64", "too_large", upload_limit_text())
         return None
