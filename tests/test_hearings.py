@@ -1005,8 +1005,18 @@ def load_demo(root: Path, extra: str) -> list[tuple[str, str]]:
             "SF329",
             "the letter changes from 'party_hearing' to 'consultation'",
         ),
+        (
+            replaced_party_hearing(deadline="{value: 1, unit: calendar_days}"),
+            "SF329",
+            "the deadline is shortened from 14 calendar_days to 1 calendar_days",
+        ),
+        (
+            "step_deadlines:\n  party_hearing: {value: 5, unit: working_days}\n",
+            "SF329",
+            "the deadline is shortened from 14 calendar_days to 5 working_days",
+        ),
     ],
-    ids=["removed", "task", "plain_hearing", "conditional", "optional", "other_letter"],
+    ids=["removed", "task", "plain_hearing", "conditional", "optional", "other_letter", "short", "short_override"],
 )
 def test_locked_party_hearing_cannot_be_weakened(tmp_path: Path, extra: str, code: str, reason: str) -> None:
     problems = load_demo(tmp_path, extra)
@@ -1034,6 +1044,14 @@ def test_party_hearing_letter_keeps_hearing_rights(tmp_path: Path) -> None:
 
 def test_identical_party_hearing_replacement_is_valid(tmp_path: Path) -> None:
     assert load_demo(tmp_path, replaced_party_hearing(label="{da: Hør ansøgeren, en: Hear the applicant}")) == []
+
+
+@pytest.mark.parametrize(
+    "deadline",
+    ["{value: 2, unit: weeks}", "{value: 1, unit: months}", "{value: 15, unit: working_days}"],
+)
+def test_party_hearing_deadline_may_grow(tmp_path: Path, deadline: str) -> None:
+    assert load_demo(tmp_path, f"step_deadlines:\n  party_hearing: {deadline}\n") == []
 
 
 def test_applicant_sees_no_letters_to_other_parties(

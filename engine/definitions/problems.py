@@ -474,9 +474,9 @@ CATALOG: dict[str, Entry] = {
         ),
         _t(
             "Et låst trin må kun erstattes af et trin med samme id, type, rolle og mål, som stadig er påkrævet, "
-            "er uden ny betingelse og har mindst lige så mange øjne.",
+            "er uden ny betingelse, har mindst lige så mange øjne og ingen kortere frist.",
             "A locked step may only be replaced by a step with the same id, kind, role and target that is still "
-            "required, has no new condition and has at least as many eyes.",
+            "required, has no new condition, has at least as many eyes and no shorter deadline.",
         ),
     ),
     "SF330": Entry(

@@ -450,6 +450,18 @@ class _Resolver:
                 continue
             phase_entry, index = found
             step = phase_entry["steps"][index]
+            shortened = _deadline_weakening(step.deadline, deadline) if step.locked else None
+            if shortened is not None:
+                self.problems.append(
+                    make_problem(
+                        "SF329",
+                        source.location(("step_deadlines", step_id)),
+                        name=step_id,
+                        skeleton=self.skeleton.definition.skeleton,
+                        detail=shortened,
+                    )
+                )
+                continue
             origin = "changed" if step.origin == "skeleton" else step.origin
             phase_entry["steps"][index] = step.model_copy(update={"deadline": deadline, "origin": origin})
             self.sources.add(("step_deadline", step_id), source, ("step_deadlines", step_id))
@@ -577,6 +589,30 @@ def _letter_entry(
     }
 
 
+def _shortest_days(deadline: Deadline) -> int:
+    """Return the fewest calendar days a deadline can span, whatever day it starts on.
+
+    Months can be as short as February's 28 days, and every five working days after the
+    first include a weekend. Moves past holidays only make a deadline longer.
+    """
+    if deadline.unit == "weeks":
+        return 7 * deadline.value
+    if deadline.unit == "months":
+        return 28 * deadline.value
+    if deadline.unit == "working_days" and deadline.value > 0:
+        return deadline.value + 2 * ((deadline.value - 1) // 5)
+    return deadline.value
+
+
+def _deadline_weakening(original: Deadline | None, replacement: Deadline | None) -> Text | None:
+    """Describe how a locked step's new deadline shortens the time the safeguard gives, or None."""
+    if original is None or replacement is None or _shortest_days(replacement) >= _shortest_days(original):
+        return None
+    before = f"{original.value} {original.unit}"
+    after = f"{replacement.value} {replacement.unit}"
+    return Text(f"fristen afkortes fra {before} til {after}", f"the deadline is shortened from {before} to {after}")
+
+
 def _weakenings(original: ResolvedStep, replacement: StepDef) -> list[Text]:
     """List how `replacement` would weaken the locked step `original`; empty when it keeps the safeguard."""
     found: list[Text] = []
@@ -622,6 +658,11 @@ def _weakenings(original: ResolvedStep, replacement: StepDef) -> list[Text]:
                 f"the approval is lowered from {original.eyes} to {replacement.eyes} eyes",
             )
         )
+    if original.deadline is not None and replacement.deadline is None:
+        found.append(Text("fristen falder væk", "the deadline is dropped"))
+    shortened = _deadline_weakening(original.deadline, replacement.deadline)
+    if shortened is not None:
+        found.append(shortened)
     return found
 
 

@@ -252,7 +252,7 @@ def test_locked_step_replaced_by_task(load_process: LoadProcess) -> None:
         f"{DEMO_FILE}:11:7: SF329 The step 'decision_letter' is locked by the skeleton 'afgoerelse', and the "
         "replacement weakens it: the kind 'letter' becomes 'task'; the letter 'decision' is dropped. "
         "A locked step may only be replaced by a step with the same id, kind, role and target that is still "
-        "required, has no new condition and has at least as many eyes."
+        "required, has no new condition, has at least as many eyes and no shorter deadline."
     )
 
 
