@@ -45,7 +45,7 @@ from engine.runtime.views import (
     process_view,
     shown_to_applicant,
 )
-from engine.storage.database import Database
+from engine.storage.database import Database, busy_conflict
 from engine.storage.tables import (
     Case,
     CaseStatus,
@@ -297,7 +297,7 @@ class Sagsflow:
             with self.database.write() as session:
                 return deploy_definitions(session, loaded, self.services.clock(), deployed_by)
         except OperationalError as error:
-            raise self._conflict_from(error) from error
+            raise busy_conflict(error) from error
 
     def list_processes(self, language: Language) -> list[dict[str, Any]]:
         with self.database.read() as session:
@@ -537,22 +537,7 @@ class Sagsflow:
                 raise _duplicate(None) from None
             raise
         except OperationalError as error:
-            raise self._conflict_from(error) from error
-
-    @staticmethod
-    def _conflict_from(error: OperationalError) -> Exception:
-        text = str(error.orig).lower()
-        name = type(error.orig).__name__
-        if "database is locked" in text or name in ("SerializationFailure", "DeadlockDetected", "LockNotAvailable"):
-            return Conflict(
-                Text(
-                    "Sagen er optaget af en anden handling lige nu; intet er gemt.",
-                    "The case is busy with another action right now; nothing was saved.",
-                ),
-                code="busy",
-                hint=Text("Prøv igen om et øjeblik.", "Try again in a moment."),
-            )
-        return error
+            raise busy_conflict(error) from error
 
     # Cases: queries ----------------------------------------------------------------------
 

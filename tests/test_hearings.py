@@ -13,6 +13,7 @@ import io
 import re
 import secrets
 import shutil
+import sqlite3
 import textwrap
 import threading
 import zipfile
@@ -23,6 +24,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 import engine.runtime.hearings as hearings_module
 import engine.runtime.letters as letters_module
@@ -1082,3 +1084,21 @@ def test_applicant_sees_no_letters_to_other_parties(
     assert not {document["number"] for document in listed} & set(hearing_numbers)
     assert direct == [404, 404]
     assert content == [404, 404]
+
+
+def test_reply_while_database_is_locked_is_busy(
+    client: TestClient, tokens: Tokens, post: MemoryDigitalPost, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    case = opened(client, tokens, consultation_case(client, tokens))
+    token = reply_tokens(post, case)["29979812"]
+    before = snapshot(database, case["id"])
+
+    def locked(*_args: Any, **_kwargs: Any) -> Any:
+        raise OperationalError("SELECT ...", {}, sqlite3.OperationalError("database is locked"))
+
+    monkeypatch.setattr(hearings_module, "_find_party", locked)
+    response = client.post(f"/hearing-replies/{token}", json={"text": "Ingen bemærkninger."})
+
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "busy"
+    assert snapshot(database, case["id"]) == before

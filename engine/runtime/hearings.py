@@ -39,7 +39,7 @@ from engine.runtime.commands import CaseCommand, load_command, lock_case
 from engine.runtime.letters import deadline_end, hearing_context, recipient_of, sha256_text
 from engine.runtime.outbox import REDACTED_TOKEN, REPLY_PATH
 from engine.runtime.services import Services
-from engine.storage.database import Database
+from engine.storage.database import Database, lock_errors_as_conflicts
 from engine.storage.tables import (
     Case,
     Document,
@@ -539,7 +539,7 @@ def submit_reply(
 ) -> dict[str, Any]:
     """File a party's reply on the case in one command; the last reply closes the hearing."""
     text, attachments = parse_reply(raw_text, raw_attachments)
-    with database.write() as session:
+    with lock_errors_as_conflicts(), database.write() as session:
         party = _find_party(session, token)
         hearing = session.get(Hearing, party.hearing_id)
         if hearing is None:  # pragma: no cover - the foreign key keeps it

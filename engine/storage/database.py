@@ -17,10 +17,10 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.errors import ConfigurationError
+from engine.errors import ConfigurationError, Conflict
 from engine.i18n import Text
 
 logger = logging.getLogger(__name__)
@@ -110,3 +110,31 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+# The errors by which SQLite and PostgreSQL report that another transaction holds what a command needs.
+_LOCK_ERROR_NAMES = ("SerializationFailure", "DeadlockDetected", "LockNotAvailable")
+
+
+def busy_conflict(error: OperationalError) -> Exception:
+    """Turn a lock timeout, deadlock or serialization failure into a `Conflict` (HTTP 409); return others unchanged."""
+    text = str(error.orig).lower()
+    if "database is locked" in text or type(error.orig).__name__ in _LOCK_ERROR_NAMES:
+        return Conflict(
+            Text(
+                "Sagen er optaget af en anden handling lige nu; intet er gemt.",
+                "The case is busy with another action right now; nothing was saved.",
+            ),
+            code="busy",
+            hint=Text("Prøv igen om et øjeblik.", "Try again in a moment."),
+        )
+    return error
+
+
+@contextmanager
+def lock_errors_as_conflicts() -> Iterator[None]:
+    """Raise `busy_conflict` for an `OperationalError` from the block, so that a client gets 409, not 500."""
+    try:
+        yield
+    except OperationalError as error:
+        raise busy_conflict(error) from error
