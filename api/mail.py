@@ -1,26 +1,24 @@
-"""The physical-mail queue: letters the outbox sends as print jobs instead of by digital post.
+"""The outbox over HTTP: its messages, the physical-mail queue, and queuing a failed letter again.
 
-`GET /physical-mail` needs a bearer token with the role caseworker or admin. A caseworker
-gets the letters of the cases of their own teams, as in `GET /cases`.
+The physical-mail queue holds the letters the outbox sends as print jobs instead of by
+digital post.
+
+`GET /physical-mail`, `GET /outbox` and `POST /outbox/{id}/retry` need a bearer token with
+the role caseworker or admin. A caseworker gets the letters of the cases of their own
+teams, as in `GET /cases`.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, BackgroundTasks, Path, Query
 
-from api.deps import ActorDep, ServiceDep
-from engine.auth import Scope, require_scope
-from engine.errors import Forbidden
-from engine.i18n import Text
-from engine.runtime.outbox import list_physical_mail
+from api.deps import ActorDep, LanguageDep, ServiceDep
+from engine.runtime.outbox import PHYSICAL_MAIL
+from engine.runtime.resend import outbox_messages, queue_again
 
 router = APIRouter()
-
-# Printing and posting letters is office work, which approvers and applicants do not do.
-MAIL_ROLES = ("caseworker", "admin")
-
 
 @router.get("/physical-mail", tags=["documents"])
 def physical_mail_route(
@@ -30,16 +28,30 @@ def physical_mail_route(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
     """List the letters routed to physical mail, oldest first, optionally only those with `status`."""
-    require_scope(actor, Scope.CASES_READ)
-    if not any(actor.has(role) for role in MAIL_ROLES):
-        raise Forbidden(
-            Text(
-                "Kun sagsbehandlere og administratorer kan se breve til fysisk post.",
-                "Only caseworkers and administrators can list the letters sent by physical mail.",
-            ),
-            code="missing_role",
-            hint=Text("Det kræver rollen caseworker eller admin.", "This requires the role caseworker or admin."),
-        )
-    with service.database.read() as session:
-        items = list_physical_mail(session, service.access.visible_cases(actor), status=status, limit=limit)
-    return {"items": items}
+    return {"items": outbox_messages(service, actor, status=status, channel=PHYSICAL_MAIL, limit=limit)}
+
+
+@router.get("/outbox", tags=["documents"])
+def outbox_route(
+    service: ServiceDep,
+    actor: ActorDep,
+    status: Annotated[Literal["pending", "sent", "failed"] | None, Query()] = None,
+    channel: Annotated[Literal["digital_post", "physical_mail"] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
+    """List the outbox's messages, oldest first: each letter's channel, status, attempts and last error."""
+    return {"items": outbox_messages(service, actor, status=status, channel=channel, limit=limit)}
+
+
+@router.post("/outbox/{message_id}/retry", tags=["documents"])
+def retry_route(
+    message_id: Annotated[int, Path(ge=1, le=2**62)],
+    service: ServiceDep,
+    actor: ActorDep,
+    language: LanguageDep,
+    tasks: BackgroundTasks,
+) -> dict[str, Any]:
+    """Queue a letter that the outbox gave up on again; the worker delivers it with the same idempotency key."""
+    view = queue_again(service, actor, message_id, language)
+    tasks.add_task(service.dispatch_outbox)
+    return view

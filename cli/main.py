@@ -17,10 +17,22 @@ from typing import Annotated, Any
 import typer
 
 from cli import cases, people, records, worker
-from cli.common import configure_logging, count, open_service, operator, reported_errors, say, state
+from cli.common import (
+    OptionalUserOption,
+    actor_for,
+    configure_logging,
+    count,
+    fail,
+    open_service,
+    operator,
+    reported_errors,
+    say,
+    state,
+)
 from engine.definitions.loader import LoadedDefinitions, find_root, load_definitions
 from engine.errors import DefinitionError
 from engine.i18n import parse_language
+from engine.runtime.resend import outbox_messages, queue_again
 from engine.settings import Settings
 
 app = typer.Typer(
@@ -519,6 +531,65 @@ def case_show(
         typer.echo(json.dumps(view, ensure_ascii=False, indent=2))
     else:
         _print_case(view)
+
+
+@outbox_app.command("list")
+def outbox_list(
+    status: Annotated[
+        str | None, typer.Option(help="Kun denne status: pending, sent, failed / only this status.")
+    ] = None,
+    channel: Annotated[
+        str | None, typer.Option(help="Kun denne kanal: digital_post, physical_mail / only this channel.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="Højst så mange / at most this many.")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="Skriv JSON / print JSON.")] = False,
+) -> None:
+    """Vis udbakkens breve med status og forsøg / list the outbox's letters with status and attempts."""
+    with reported_errors():
+        if status not in (None, "pending", "sent", "failed"):
+            raise fail(
+                f"Ukendt status '{status}'; brug pending, sent eller failed.",
+                f"Unknown status '{status}'; use pending, sent or failed.",
+                code=2,
+            )
+        if channel not in (None, "digital_post", "physical_mail"):
+            raise fail(
+                f"Ukendt kanal '{channel}'; brug digital_post eller physical_mail.",
+                f"Unknown channel '{channel}'; use digital_post or physical_mail.",
+                code=2,
+            )
+        items = outbox_messages(open_service(), operator(), status=status, channel=channel, limit=limit)
+    if as_json:
+        typer.echo(json.dumps(items, ensure_ascii=False, indent=2))
+        return
+    for item in items:
+        document = item["document"]
+        attempts = count(item["attempts"], say("forsøg", "attempt"), say("forsøg", "attempts"))
+        typer.echo(
+            f"{item['id']:>6}  {item['case']['journal_number']}  {say('dok.', 'doc.')} {document['number']}  "
+            f"{item['channel']}  {item['status']}  {attempts}"
+        )
+        if item["last_error"]:
+            typer.echo(f"        {item['last_error']}")
+    typer.echo(count(len(items), say("besked", "message"), say("beskeder", "messages")) + ".")
+
+
+@outbox_app.command("retry")
+def outbox_retry(
+    message: Annotated[int, typer.Argument(min=1, help="Beskedens nummer fra 'outbox list' / the message id.")],
+    as_user: OptionalUserOption = None,
+) -> None:
+    """Send et opgivet brev igen / queue a letter the outbox gave up on again."""
+    with reported_errors():
+        service = open_service()
+        view = queue_again(service, actor_for(service, as_user), message, state.language)
+        report = service.dispatch_outbox()
+    typer.echo(
+        say(
+            f"Besked {message} på sag {view['journal_number']} er lagt i udbakken igen; {report.sent} sendt nu.",
+            f"Message {message} of case {view['journal_number']} is queued again; {report.sent} sent now.",
+        )
+    )
 
 
 @outbox_app.command("dispatch")

@@ -234,8 +234,7 @@ def record_result(database: Database, services: Services, claim: Claim, result: 
             return "superseded"
         message.last_error = result.error
         if message.attempts >= MAX_ATTEMPTS:
-            message.status = OutboxStatus.FAILED
-            message.payload = _without_token(message.payload)
+            _mark_failed(session, message, now, result.error)
             logger.error(
                 "Giving up on outbox message %s of case %s after %d attempts: %s",
                 message.id,
@@ -259,6 +258,24 @@ def record_result(database: Database, services: Services, claim: Claim, result: 
 
 def _without_token(payload: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in payload.items() if key != "reply_token"}
+
+
+def _mark_failed(session: Session, message: OutboxMessage, now: datetime, error: str) -> None:
+    """Give up on a message: the letter's document shows `failed`, and the case's trail records it."""
+    message.status = OutboxStatus.FAILED
+    message.payload = _without_token(message.payload)
+    document = session.get(Document, message.document_id) if message.document_id else None
+    if document is None:  # pragma: no cover - the foreign key keeps it
+        return
+    document.status = DocumentStatus.FAILED
+    append_event(
+        session,
+        message.case_id,
+        now,
+        "system",
+        "letter_failed",
+        {"documents": [{"number": document.number, "status": ["queued", "failed"], "error": error}]},
+    )
 
 
 def _mark_sent(
@@ -333,6 +350,38 @@ def dispatch_due(
 # The physical-mail queue ---------------------------------------------------------------------
 
 
+def list_outbox(
+    session: Session,
+    visible: ColumnElement[bool] | None,
+    *,
+    status: str | None = None,
+    channel: str | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """List outbox messages, oldest first, optionally only those with `status` or `channel`.
+
+    `visible` is the SQL condition on `Case` for the cases the caller may see (None for
+    every case), as `engine.people.Access.visible_cases` returns it.
+    """
+    query = (
+        select(OutboxMessage, Case.journal_number, Document.number, Document.title)
+        .join(Case, Case.id == OutboxMessage.case_id)
+        .outerjoin(Document, Document.id == OutboxMessage.document_id)
+        .order_by(OutboxMessage.id)
+        .limit(limit)
+    )
+    if visible is not None:
+        query = query.where(visible)
+    if status is not None:
+        query = query.where(OutboxMessage.status == status)
+    if channel is not None:
+        query = query.where(OutboxMessage.channel == channel)
+    return [
+        _outbox_entry(message, journal_number, number, title)
+        for message, journal_number, number, title in session.execute(query).all()
+    ]
+
+
 def list_physical_mail(
     session: Session,
     visible: ColumnElement[bool] | None,
@@ -345,31 +394,12 @@ def list_physical_mail(
     These are the letters to recipients exempt from digital post or without a CVR or CPR
     number: printed (`sent`), waiting for a retry of the print service (`pending`), or given
     up (`failed`). A queued letter that no worker has tried to deliver yet is still on the
-    digital post channel and is not listed. `visible` is the SQL condition on `Case` for the
-    cases the caller may see (None for every case), as `engine.people.Access.visible_cases`
-    returns it.
+    digital post channel and is not listed.
     """
-    query = (
-        select(OutboxMessage, Case.journal_number, Document.number, Document.title)
-        .join(Case, Case.id == OutboxMessage.case_id)
-        .outerjoin(Document, Document.id == OutboxMessage.document_id)
-        .where(OutboxMessage.channel == PHYSICAL_MAIL)
-        .order_by(OutboxMessage.id)
-        .limit(limit)
-    )
-    if visible is not None:
-        query = query.where(visible)
-    if status is not None:
-        query = query.where(OutboxMessage.status == status)
-    return [
-        _physical_mail_entry(message, journal_number, number, title)
-        for message, journal_number, number, title in session.execute(query).all()
-    ]
+    return list_outbox(session, visible, status=status, channel=PHYSICAL_MAIL, limit=limit)
 
 
-def _physical_mail_entry(
-    message: OutboxMessage, journal_number: str, number: int | None, title: str | None
-) -> dict[str, Any]:
+def _outbox_entry(message: OutboxMessage, journal_number: str, number: int | None, title: str | None) -> dict[str, Any]:
     recipient = message.payload.get("recipient") or {}
     return {
         "id": message.id,
@@ -380,8 +410,10 @@ def _physical_mail_entry(
             "id": recipient.get("id", ""),
             "name": recipient.get("name", ""),
         },
+        "channel": message.channel,
         "status": message.status,
         "attempts": message.attempts,
+        "next_attempt_at": message.next_attempt_at.isoformat() if message.status == OutboxStatus.PENDING else None,
         "receipt": message.receipt,
         "last_error": message.last_error,
         "created_at": message.created_at.isoformat(),

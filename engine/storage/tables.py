@@ -87,6 +87,8 @@ class DocumentStatus(StrEnum):
     FILED = "filed"
     QUEUED = "queued"
     SENT = "sent"
+    # A letter the outbox gave up on; `sagsflow outbox retry` queues it again.
+    FAILED = "failed"
 
 
 class OutboxStatus(StrEnum):
