@@ -27,7 +27,7 @@ from engine.definitions.model import FIELD_ID_PATTERN
 from engine.errors import BadRequest, ConfigurationError, Conflict, FieldError, Forbidden, InvalidInput, NotFound
 from engine.i18n import Text
 from engine.runtime.commands import CaseCommand
-from engine.storage.tables import Case, CaseStatus, StepStatus, User
+from engine.storage.tables import Case, CaseStatus, User
 
 CROSS_TEAM_ROLES_VARIABLE = "SAGSFLOW_CROSS_TEAM_ROLES"
 DEFAULT_CROSS_TEAM_ROLES: frozenset[str] = frozenset({"admin"})
@@ -317,7 +317,7 @@ def _invalid_assignee(code: str, text: Text) -> InvalidInput:
 
 
 def _check_handover_target(
-    command: CaseCommand, access: Access, assignee: str, role: str | None, preparer: str | None
+    command: CaseCommand, access: Access, assignee: str, role: str | None, preparers: set[str]
 ) -> None:
     """Raise InvalidInput (422) unless `assignee` is an active staff user who may take the case or step."""
     try:
@@ -356,7 +356,7 @@ def _check_handover_target(
                 f"The user '{assignee}' does not have the step's role '{role}'.",
             ),
         )
-    if preparer == assignee:
+    if assignee in preparers:
         raise _invalid_assignee(
             "four_eyes",
             Text(
@@ -370,7 +370,7 @@ def assign_case(command: CaseCommand, access: Access, assignee: str | None) -> N
     """Make `assignee` responsible for the case, or remove the assignee for None; the command audits it."""
     _require_staff(command)
     if assignee is not None:
-        _check_handover_target(command, access, assignee, None, None)
+        _check_handover_target(command, access, assignee, None, set())
     before = command.case.assignee
     command.case.assignee = assignee
     command.changes["assignee"] = [before, assignee]
@@ -382,15 +382,10 @@ def assign_step(command: CaseCommand, access: Access, step_id: str, assignee: st
     row, step = command.active_step(step_id)
     definition = step.definition
     if assignee is not None:
-        preparer = None
-        if definition.kind == "approval" and definition.approves:
-            done = [
-                other
-                for other in command.steps
-                if other.step_id == definition.approves and other.status == StepStatus.DONE
-            ]
-            preparer = done[-1].completed_by if done else None
-        _check_handover_target(command, access, assignee, definition.role, preparer)
+        preparers = (
+            command.preparers(definition.approves) if definition.kind == "approval" and definition.approves else set()
+        )
+        _check_handover_target(command, access, assignee, definition.role, preparers)
     before = row.assignee
     row.assignee = assignee
     command.changes["step_assignee"] = {

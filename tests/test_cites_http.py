@@ -355,3 +355,35 @@ def test_party_hearing_cannot_be_completed_by_hand(client: TestClient, tokens: T
     assert "/hearing" in by_hand.json()["error"]["message"]
     assert after["version"] == case["version"]
     assert step(after, "party_hearing")["status"] == "active"
+
+
+def test_drafter_cannot_approve_after_empty_resubmission(client: TestClient, tokens: Tokens) -> None:
+    case = client.post("/cases", json=example("01"), headers=auth(tokens.applicant)).json()
+    case = complete(client, tokens.caseworker, case, "completeness_check", {"application_complete": True})
+    case = complete(client, tokens.caseworker, case, "export_permit_check", {"export_permit_verified": True})
+    case = complete(
+        client, tokens.caseworker, case, "fact_assessment", {"assessment_note": "OK.", "consultation_required": False}
+    )
+    draft = {
+        "decision_outcome": "granted",
+        "decision_text": "Tilladelse gives, skrevet af Trine.",
+        "statement_of_reasons": "Betingelserne i artikel 4 er opfyldt.",
+    }
+    case = complete(client, tokens.both, case, "draft_decision", draft)
+    rejected = approve(client, tokens.approver, case, "reject", "Ret formuleringen.")
+    assert rejected.status_code == 200, rejected.json()
+    # A colleague sends the unchanged draft on: the text is still the one the approver wrote.
+    case = complete(client, tokens.caseworker, rejected.json(), "draft_decision", {})
+
+    own = approve(client, tokens.both, case, "approve")
+
+    assert own.status_code == 403
+    assert own.json()["error"]["code"] == "four_eyes"
+    assert "tidligere runde" in own.json()["error"]["message"]
+    handover = client.post(
+        f"/cases/{case['id']}/steps/decision_approval/assignee",
+        json={"assignee": "trine"},
+        headers=auth(tokens.caseworker),
+    )
+    assert handover.status_code == 422
+    assert approve(client, tokens.approver, case, "approve").status_code == 200

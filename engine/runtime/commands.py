@@ -538,14 +538,13 @@ class CaseCommand:
             )
         errors.raise_if_any()
 
-        preparer = self._preparer(definition.approves or "")
-        if preparer == self.actor.name:
+        if self.actor.name in self.preparers(definition.approves or ""):
             raise Forbidden(
                 Text(
-                    f"Du har selv udført trinnet '{definition.approves}' og kan ikke godkende det "
-                    "(fire-øjne-princippet).",
-                    f"You completed the step '{definition.approves}' yourself and cannot approve it "
-                    "(four-eyes principle).",
+                    f"Du har selv udført trinnet '{definition.approves}' i denne eller en tidligere runde og kan "
+                    "ikke godkende det (fire-øjne-princippet).",
+                    f"You completed the step '{definition.approves}' yourself, in this or an earlier round, and "
+                    "cannot approve it (four-eyes principle).",
                 ),
                 code="four_eyes",
                 hint=Text(
@@ -574,9 +573,18 @@ class CaseCommand:
             self._record_step(row)
         self.settle()
 
-    def _preparer(self, step_id: str) -> str | None:
-        done = [row for row in self.steps if row.step_id == step_id and row.status == "done"]
-        return done[-1].completed_by if done else None
+    def preparers(self, step_id: str) -> set[str]:
+        """Return every user who completed `step_id` in any round of the case.
+
+        A task sent back by a rejection keeps its values, so a later round may be completed
+        without changing the text. Everyone who ever completed the task may have written
+        what the approver signs, so none of them may approve it.
+        """
+        return {
+            row.completed_by
+            for row in self.steps
+            if row.step_id == step_id and row.status == "done" and row.completed_by is not None
+        }
 
     # Ending the command -------------------------------------------------------------------
 
