@@ -19,6 +19,8 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
+# The reply links in hearing letters point at the server that `make run` starts.
+run: export SAGSFLOW_PUBLIC_URL ?= http://$(HOST):$(PORT)
 run: install
 	$(SAGSFLOW) db upgrade
 	$(SAGSFLOW) deploy

@@ -261,6 +261,32 @@ def update_user(
     return user
 
 
+def keep_an_administrator(session: Session, changed: User, actor: Actor) -> None:
+    """Raise Conflict when a change to an administrator, made over the API, leaves no active administrator.
+
+    The CLI's operator is an administrator without a user record, so the CLI may remove
+    the last one; over HTTP, that would lock everyone out of user administration.
+    """
+    if actor.name.startswith("cli:") or (changed.active and "admin" in changed.roles):
+        return
+    session.flush()
+    remaining = [user for user in list_users(session, include_inactive=False) if "admin" in user.roles]
+    if remaining:
+        return
+    raise Conflict(
+        Text(
+            f"'{changed.name}' er den sidste aktive administrator; ændringen er ikke gemt.",
+            f"'{changed.name}' is the last active administrator; the change was not saved.",
+        ),
+        code="last_administrator",
+        field="user",
+        hint=Text(
+            "Giv først en anden bruger rollen admin, eller brug 'sagsflow user update' på serveren.",
+            "Give another user the role admin first, or use 'sagsflow user update' on the server.",
+        ),
+    )
+
+
 def actor_of(user: User) -> Actor:
     """Return the actor a user acts as with a token without scopes."""
     return Actor(name=user.name, roles=frozenset(user.roles), teams=tuple(user.teams))

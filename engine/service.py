@@ -89,6 +89,21 @@ def _stale(case_ref: str, sent: int | None = None, current: int | None = None) -
     )
 
 
+class _DuplicateRace(Exception):
+    """An identical application committed while this one was being created; `key` is their duplicate key."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def duplicate_key(process_id: str, values: list[Any]) -> str:
+    """Hash a process's duplicate-key values; text is compared without case or extra white space."""
+    normalised = [" ".join(value.split()).casefold() if isinstance(value, str) else value for value in values]
+    canonical = json.dumps([process_id, normalised], sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
 def _duplicate(journal_number: str | None) -> Conflict:
     reference_da = f" ({journal_number})" if journal_number else ""
     return Conflict(
@@ -265,14 +280,18 @@ class Sagsflow:
         """Change a user's roles, teams, display name or state; the user's tokens follow at once."""
         self._require_admin(actor)
         with self.database.write() as session:
+            user = people.get_user(session, name)
+            was_administrator = user.active and "admin" in user.roles
             user = people.update_user(
-                people.get_user(session, name),
+                user,
                 known_roles=self._known_roles(session),
                 roles=roles,
                 teams=teams,
                 display_name=display_name,
                 active=active,
             )
+            if was_administrator:
+                people.keep_an_administrator(session, user, actor)
             logger.info("User %s updated by %s", user.name, actor.name)
             return people.user_view(user)
 
@@ -319,7 +338,20 @@ class Sagsflow:
         """Create a case from an application, file it, and run its automatic steps."""
         require_scope(actor, Scope.CASES_SUBMIT)
         case_language = parse_language(language if isinstance(language, str) else None)
-        with self._command_errors("new"), self.database.write() as session:
+        try:
+            return self._submit(actor, process_id, data, case_language)
+        except _DuplicateRace as race:
+            # The unique index let the other application through: name the case it created,
+            # now that it is committed.
+            with self.database.read() as session:
+                reference = self._open_duplicate(session, actor, race.key)
+            raise _duplicate(reference or None) from None
+
+    def _submit(
+        self, actor: Actor, process_id: str, data: Mapping[str, Any], case_language: Language
+    ) -> dict[str, Any]:
+        key: str | None = None
+        with self._command_errors("new", lambda: key), self.database.write() as session:
             version, process = self.catalog.latest(session, process_id)
             allowed_roles = process.definition.intake_roles
             if allowed_roles and not any(actor.has(role) for role in allowed_roles):
@@ -347,7 +379,7 @@ class Sagsflow:
 
             now = self.services.clock()
             enforce_checks(process.application_checks, process.guard_context(values, {}, local_date(now)))
-            duplicate_key = self._refuse_duplicate(session, actor, process, values)
+            key = self._refuse_duplicate(session, actor, process, values)
             year = local_date(now).year
             sequence, journal_number = next_journal_number(session, year)
             context = process.guard_context(values, {}, local_date(now))
@@ -369,7 +401,7 @@ class Sagsflow:
                 updated_at=now,
                 processing_deadline_at=deadline_end(deadline, now) if deadline else None,
                 document_count=0,
-                duplicate_key=duplicate_key,
+                duplicate_key=key,
                 team=people.team_for_new_case(process.definition.team, actor),
                 version=0,  # the command's finish() makes it 1
             )
@@ -408,14 +440,20 @@ class Sagsflow:
         rule = process.definition.duplicates
         if rule is None or rule.allow:
             return None
-        canonical = json.dumps([process.id, [values.get(name) for name in rule.key]], sort_keys=True, default=str)
-        key = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+        key = duplicate_key(process.id, [values.get(name) for name in rule.key])
+        reference = self._open_duplicate(session, actor, key)
+        if reference is not None:
+            raise _duplicate(reference or None)
+        return key
+
+    def _open_duplicate(self, session: Session, actor: Actor, key: str) -> str | None:
+        """Return the journal number of the open case with `key`, "" if `actor` may not see it, or None."""
         existing = session.scalars(
             select(Case).where(Case.duplicate_key == key, Case.status == CaseStatus.OPEN)
         ).one_or_none()
-        if existing is not None:
-            raise _duplicate(existing.journal_number if self.may_see(actor, existing) else None)
-        return key
+        if existing is None:
+            return None
+        return existing.journal_number if self.may_see(actor, existing) else ""
 
     def complete_step(
         self,
@@ -526,7 +564,8 @@ class Sagsflow:
         )
 
     @contextmanager
-    def _command_errors(self, case_ref: str) -> Iterator[None]:
+    def _command_errors(self, case_ref: str, duplicate: Callable[[], str | None] = lambda: None) -> Iterator[None]:
+        """Translate database errors of a command; `duplicate` returns the duplicate key of a submission."""
         try:
             yield
         except StaleDataError:
@@ -534,7 +573,8 @@ class Sagsflow:
         except IntegrityError as error:
             # Two identical applications submitted at the same moment: the unique index lets one through.
             if "duplicate_key" in str(error.orig):
-                raise _duplicate(None) from None
+                key = duplicate()
+                raise (_duplicate(None) if key is None else _DuplicateRace(key)) from None
             raise
         except OperationalError as error:
             raise busy_conflict(error) from error

@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -149,7 +150,22 @@ def test_racing_identical_applications_create_one_case(service: Sagsflow) -> Non
     results = race(submit, submit)
 
     conflicts = [result for result in results if isinstance(result, Conflict)]
-    assert sum(isinstance(result, dict) for result in results) == 1
+    created = [result for result in results if isinstance(result, dict)]
+    assert len(created) == 1
     assert [conflict.code for conflict in conflicts] == ["duplicate_application"]
+    assert created[0]["journal_number"] in conflicts[0].message("da"), "the refusal names the open case"
     with service.database.read() as session:
         assert session.scalar(select(func.count()).select_from(Case)) == 1
+
+
+def test_duplicate_ignores_case_and_extra_spaces(service: Sagsflow) -> None:
+    application = example("01")
+    first = service.submit(APPLICANT, application["process"], application["data"], "da")
+    number = application["data"]["export_permit_number"]
+    variant = {**application["data"], "export_permit_number": f"  {number.lower()} "}
+
+    with pytest.raises(Conflict) as refused:
+        service.submit(APPLICANT, application["process"], variant, "da")
+
+    assert refused.value.code == "duplicate_application"
+    assert first["journal_number"] in refused.value.message("da")

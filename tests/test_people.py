@@ -533,3 +533,23 @@ def test_token_demo_creates_team_users(tmp_path: Path, monkeypatch: pytest.Monke
         "demo-sagsbehandler  person  active  roles: caseworker  teams: cites\n"
         "3 users.\n"
     )
+
+
+def test_last_administrator_cannot_be_removed_over_http(
+    office: Sagsflow, office_client: TestClient, office_tokens: dict[str, str]
+) -> None:
+    adam = auth_header(office_tokens["adam"], "en")
+
+    deactivate_self = office_client.post("/users/adam/deactivate", headers=adam)
+    drop_role = office_client.patch("/users/adam", json={"roles": ["caseworker"]}, headers=adam)
+    office.add_user(ADMIN, "eva", ["admin"], [])
+    with_second = office_client.post("/users/adam/deactivate", headers=adam)
+
+    assert deactivate_self.status_code == 409
+    assert error(deactivate_self)["code"] == "last_administrator"
+    assert "'adam' is the last active administrator" in error(deactivate_self)["message"]
+    assert drop_role.status_code == 409
+    assert with_second.status_code == 200
+    assert [user["user"] for user in office.list_users(ADMIN) if user["active"] and "admin" in user["roles"]] == [
+        "eva"
+    ]
