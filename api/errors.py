@@ -66,10 +66,19 @@ _VALIDATION_TEXTS: dict[str, Text] = {
     "int_from_float": Text("Skal være et helt tal.", "Must be a whole number."),
     "bool_type": Text("Skal være true eller false.", "Must be true or false."),
     "bool_parsing": Text("Skal være true eller false.", "Must be true or false."),
-    "greater_than_equal": Text("Er for lille.", "Is too small."),
-    "less_than_equal": Text("Er for stor.", "Is too large."),
-    "string_too_long": Text("Er for lang.", "Is too long."),
-    "string_too_short": Text("Er for kort.", "Is too short."),
+    "string_pattern_mismatch": Text("Har ikke den forventede form.", "Does not have the expected form."),
+}
+
+# Error types whose message names the bound from the error's context: (context key, Danish, English).
+_BOUND_TEXTS: dict[str, tuple[str, str, str]] = {
+    "greater_than_equal": ("ge", "Skal være mindst {bound}.", "Must be at least {bound}."),
+    "greater_than": ("gt", "Skal være større end {bound}.", "Must be greater than {bound}."),
+    "less_than_equal": ("le", "Må højst være {bound}.", "Must be at most {bound}."),
+    "less_than": ("lt", "Skal være mindre end {bound}.", "Must be less than {bound}."),
+    "string_too_long": ("max_length", "Må højst være {bound} tegn.", "Must be at most {bound} characters."),
+    "string_too_short": ("min_length", "Skal være mindst {bound} tegn.", "Must be at least {bound} characters."),
+    "too_long": ("max_length", "Må højst have {bound} elementer.", "Must have at most {bound} items."),
+    "too_short": ("min_length", "Skal have mindst {bound} elementer.", "Must have at least {bound} items."),
 }
 
 
@@ -78,7 +87,12 @@ def _validation_entry(item: dict[str, Any], language: Language) -> dict[str, Any
     field = ".".join(location) or "body"
     kind = item.get("type", "")
     text = _VALIDATION_TEXTS.get(kind)
-    if kind == "literal_error":
+    context = item.get("ctx") or {}
+    bound = _BOUND_TEXTS.get(kind)
+    if bound is not None and bound[0] in context:
+        key, danish, english = bound
+        message = (danish if language == "da" else english).format(bound=context[key])
+    elif kind == "literal_error":
         expected = str((item.get("ctx") or {}).get("expected", ""))
         if language == "da":
             message = f"Skal være en af: {expected.replace(' or ', ' eller ')}."
@@ -87,7 +101,7 @@ def _validation_entry(item: dict[str, Any], language: Language) -> dict[str, Any
     elif text is not None:
         message = text.get(language)
     else:
-        message = str(item.get("msg", "Invalid value."))
+        message = str(item.get("msg", "Invalid value.")) if language == "en" else "Ugyldig værdi."
     return {"field": field, "code": kind or "invalid", "message": message}
 
 
@@ -121,7 +135,12 @@ def install_error_handlers(app: FastAPI) -> None:
         items = list(error.errors())
         if any(item.get("type") == "json_invalid" for item in items):
             detail = next(item for item in items if item.get("type") == "json_invalid")
-            position = (detail.get("ctx") or {}).get("error", "")
+            parser_message = str((detail.get("ctx") or {}).get("error", ""))
+            hint = (
+                f"Ret JSON-syntaksen; parseren meldte: {parser_message}."
+                if language == "da"
+                else f"Correct the JSON syntax; the parser reported: {parser_message}."
+            )
             return SafeJSONResponse(
                 error_body(
                     "invalid_json",
@@ -129,9 +148,27 @@ def install_error_handlers(app: FastAPI) -> None:
                     if language == "da"
                     else "The request body is not valid JSON.",
                     field="body",
-                    hint=str(position) or None,
+                    hint=hint if parser_message else None,
                 ),
                 status_code=400,
+            )
+        content_type = request.headers.get("content-type", "")
+        if "json" not in content_type and any(
+            tuple(item.get("loc", ())) == ("body",) and item.get("type") in ("dict_type", "model_attributes_type")
+            for item in items
+        ):
+            return SafeJSONResponse(
+                error_body(
+                    "unsupported_content_type",
+                    f"Indholdet blev sendt som '{content_type or 'ingen type'}', ikke som JSON."
+                    if language == "da"
+                    else f"The body was sent as '{content_type or 'no type'}', not as JSON.",
+                    field="body",
+                    hint="Send JSON med Content-Type: application/json."
+                    if language == "da"
+                    else "Send JSON with Content-Type: application/json.",
+                ),
+                status_code=415,
             )
         entries = [_validation_entry(item, language) for item in items]
         message = (

@@ -20,6 +20,7 @@ from engine.runtime.resend import outbox_messages, queue_again
 
 router = APIRouter()
 
+
 @router.get("/physical-mail", tags=["documents"])
 def physical_mail_route(
     service: ServiceDep,

@@ -77,6 +77,8 @@ def main(
 ) -> None:
     state.settings = Settings.from_environment()
     state.language = parse_language(lang, state.settings.language) if lang else state.settings.language
+    if lang is not None and lang.strip().lower() not in ("da", "en"):
+        raise fail(f"Ukendt sprog '{lang}'; brug da eller en.", f"Unknown language '{lang}'; use da or en.", code=2)
 
 
 def _load(paths: list[Path] | None, root: Path | None) -> LoadedDefinitions:

@@ -551,3 +551,39 @@ def test_applicant_sees_only_sent_letters(client: TestClient, tokens: Tokens, se
     assert letters == []
     assert [letter["status"] for letter in staff] == ["queued"]
     assert document.status_code == 404
+
+
+def test_bound_errors_name_the_bound(client: TestClient, tokens: Tokens) -> None:
+    headers = {"Authorization": f"Bearer {tokens.caseworker}"}
+
+    too_small = client.get("/cases", params={"limit": 0}, headers=headers)
+    too_large = client.get("/cases", params={"limit": 100000}, headers={**headers, "Accept-Language": "en"})
+
+    assert too_small.status_code == 422
+    assert error_of(too_small)["errors"][0]["message"] == "Skal være mindst 1."
+    assert too_large.status_code == 422
+    assert error_of(too_large)["errors"][0]["message"].startswith("Must be at most ")
+
+
+def test_invalid_json_hint_is_in_the_request_language(client: TestClient, tokens: Tokens) -> None:
+    response = client.post(
+        "/cases",
+        content=b"{not json",
+        headers={"Authorization": f"Bearer {tokens.applicant}", "Content-Type": "application/json"},
+    )
+
+    assert response.status_code == 400
+    assert error_of(response)["hint"].startswith("Ret JSON-syntaksen; parseren meldte:")
+
+
+def test_json_sent_as_text_is_415(client: TestClient, tokens: Tokens) -> None:
+    response = client.post(
+        "/cases",
+        content=json.dumps(example("01")).encode(),
+        headers={"Authorization": f"Bearer {tokens.applicant}", "Content-Type": "text/plain"},
+    )
+
+    assert response.status_code == 415
+    assert error_of(response)["code"] == "unsupported_content_type"
+    assert "text/plain" in error_of(response)["message"]
+    assert "application/json" in error_of(response)["hint"]

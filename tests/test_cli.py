@@ -295,3 +295,10 @@ def test_serve_rejects_port_out_of_range(environment: dict[str, str]) -> None:
     assert code == 2
     assert "65535" in output
     assert "Traceback" not in output
+
+
+def test_unknown_language_is_rejected(environment: dict[str, str]) -> None:
+    code, output = invoke(environment, "--lang", "xx", "validate")
+
+    assert code == 2
+    assert "Ukendt sprog 'xx'; brug da eller en." in output

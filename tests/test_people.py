@@ -550,6 +550,4 @@ def test_last_administrator_cannot_be_removed_over_http(
     assert "'adam' is the last active administrator" in error(deactivate_self)["message"]
     assert drop_role.status_code == 409
     assert with_second.status_code == 200
-    assert [user["user"] for user in office.list_users(ADMIN) if user["active"] and "admin" in user["roles"]] == [
-        "eva"
-    ]
+    assert [user["user"] for user in office.list_users(ADMIN) if user["active"] and "admin" in user["roles"]] == ["eva"]
