@@ -459,7 +459,8 @@ class CaseCommand:
     def active_step(self, step_id: str) -> tuple[CaseStep, CompiledStep]:
         found = self.process.step(step_id)
         active = [row.step_id for row in self.current_rows() if row.status == "active"]
-        listed = ", ".join(active) or "(ingen/none)"
+        listed_da = ", ".join(active) or "ingen"
+        listed_en = ", ".join(active) or "none"
         if found is None:
             raise NotFound(
                 Text(
@@ -468,11 +469,15 @@ class CaseCommand:
                 ),
                 code="unknown_step",
                 field="step",
-                hint=Text(f"Aktive trin: {listed}.", f"Active steps: {listed}."),
+                hint=Text(f"Aktive trin: {listed_da}.", f"Active steps: {listed_en}."),
             )
         rows = [row for row in self.current_rows() if row.step_id == step_id]
         if not rows or rows[0].status != "active":
-            done_by = f" ({rows[0].status}, {rows[0].completed_by})" if rows else ""
+            done_by = ""
+            if rows:
+                done_by = (
+                    f" ({rows[0].status}, {rows[0].completed_by})" if rows[0].completed_by else f" ({rows[0].status})"
+                )
             raise Conflict(
                 Text(
                     f"Trinnet '{step_id}' er ikke aktivt{done_by}; sagen er i fasen '{self.case.phase}'.",
@@ -480,7 +485,9 @@ class CaseCommand:
                 ),
                 code="step_not_active",
                 field="step",
-                hint=Text(f"Aktive trin: {listed}. Hent sagen igen.", f"Active steps: {listed}. Fetch the case again."),
+                hint=Text(
+                    f"Aktive trin: {listed_da}. Hent sagen igen.", f"Active steps: {listed_en}. Fetch the case again."
+                ),
             )
         return rows[0], found[1]
 
