@@ -16,8 +16,10 @@ from engine.errors import Forbidden, InvalidInput
 from engine.runtime.commands import CaseCommand
 from engine.runtime.hearings import open_hearing, submit_reply
 from engine.runtime.services import Services
+from engine.runtime.worker import Worker
 from engine.service import Sagsflow
 from engine.storage.database import Database
+from tests.conftest import Clock
 from tests.helpers import APPROVER, APPROVER_2, CASEWORKER, REPOSITORY
 
 PROCESSES = {
@@ -234,7 +236,7 @@ def open_party_hearing(command: CaseCommand) -> None:
     open_hearing(command, "party_hearing", None, {})
 
 
-def test_inspection_with_hearing_and_order(engine: Sagsflow, post: MemoryDigitalPost) -> None:
+def test_inspection_with_hearing_and_order(engine: Sagsflow, post: MemoryDigitalPost, clock: Clock) -> None:
     case = inspection(engine)
     case = complete(
         engine,
@@ -296,6 +298,17 @@ def test_inspection_with_hearing_and_order(engine: Sagsflow, post: MemoryDigital
     assert "Påbud om at føre logbog." in decision["text"]
     assert "15. januar 2027" in decision["text"]
     assert "Klagevejledning" in decision["text"]
+    # The follow-up waits for the compliance deadline, 15 January 2027, to end.
+    assert step(case, "compliance_wait")["status"] == "waiting"
+    assert step(case, "compliance_wait")["due_at"] == "2027-01-15T22:59:59+00:00"
+    worker = Worker(engine.database, engine.services, engine.catalog, name="worker-1")
+    worker.run_round()
+    assert engine.get_case(CASEWORKER, case["id"], "da")["phase"]["id"] == "enforcement"
+    clock.advance(days=43)
+    worker.run_round()
+    case = engine.get_case(CASEWORKER, case["id"], "da")
+    assert step(case, "compliance_wait")["outcome"] == "elapsed"
+    assert case["phase"]["id"] == "compliance_check"
     case = complete(engine, case, "follow_up", {"compliance_confirmed": True})
     case = complete(engine, case, "close_inspection", {})
     assert case["status"] == "closed"
