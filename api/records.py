@@ -151,4 +151,10 @@ def list_messages(
 
 @router.get("/cases/{case_ref}/audit", tags=["records"])
 def audit_trail(case_ref: str, actor: ActorDep, records: RecordsDep, language: LanguageDep) -> dict[str, Any]:
+    """Return the case's audit events and the result of verifying them.
+
+    `verification.problem` is null when the chain, its head on the case row, the case row
+    and the documents all match. Otherwise it describes the first problem with its `kind`,
+    the event's `sequence`, the `document` number where one is concerned, and a `message`.
+    """
     return records.audit_trail(actor, case_ref, language)

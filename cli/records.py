@@ -20,6 +20,7 @@ import typer
 
 from cli.common import OptionalUserOption, actor_for, count, fail, open_service, operator, reported_errors, say, state
 from engine.records import MAX_UPLOAD_BYTES, CaseRecords, PayloadTooLarge, upload_limit_text
+from engine.runtime.audit import STATE_KEY
 
 document_app = typer.Typer(help="Sagens dokumenter / case documents.", no_args_is_help=True)
 note_app = typer.Typer(help="Notater på sager / case notes.", no_args_is_help=True)
@@ -144,17 +145,25 @@ def audit_verify(
         str | None, typer.Argument(help="Sagens id eller journalnummer; standard: alle sager / default: all cases.")
     ] = None,
 ) -> None:
-    """Efterregn revisionssporets hashkæde / verify the audit trail's hash chain; exit 1 on any problem."""
+    """Efterprøv revisionssporet / verify the audit trail; exit 1 on any problem.
+
+    Checks the hash chain and its head on the case row, the case row against the state
+    its newest event recorded, and every document against the hash filed with it.
+    """
     with reported_errors():
         results = _records().verify_audit(operator(), case)
     broken = 0
     for result in results:
         report = result.report
         if report.problem is None:
+            events_da = count(report.events, "hændelse", "hændelser")
+            events_en = count(report.events, "event", "events")
+            documents_da = count(report.documents, "dokument", "dokumenter")
+            documents_en = count(report.documents, "document", "documents")
             typer.echo(
                 say(
-                    f"{result.journal_number}: OK ({count(report.events, 'hændelse', 'hændelser')})",
-                    f"{result.journal_number}: OK ({count(report.events, 'event', 'events')})",
+                    f"{result.journal_number}: OK ({events_da}, {documents_da})",
+                    f"{result.journal_number}: OK ({events_en}, {documents_en})",
                 )
             )
         else:
@@ -178,7 +187,7 @@ def audit_show(case: CaseArgument, as_json: JsonOption = False) -> None:
         typer.echo(json.dumps(trail, ensure_ascii=False, indent=2))
         return
     for event in trail["events"]:
-        changed = ", ".join(sorted(event["changes"])) or "-"
+        changed = ", ".join(sorted(key for key in event["changes"] if key != STATE_KEY)) or "-"
         typer.echo(f"{event['sequence']:>4}  {event['at']}  {event['actor']:<20} {event['command']:<16} {changed}")
     problem = trail["verification"]["problem"]
     typer.echo(f"{say('Hashkæde', 'Hash chain')}: {problem['message'] if problem else 'OK'}")

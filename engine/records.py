@@ -632,7 +632,7 @@ class CaseRecords:
     # The audit trail ---------------------------------------------------------------------------
 
     def audit_trail(self, actor: Actor, case_ref: str | int, language: Language) -> dict[str, Any]:
-        """Return the case's audit events in sequence order and the result of verifying their chain."""
+        """Return the case's audit events in sequence order and the result of verifying the case's audit trail."""
         _require_staff(actor, Text("revisionssporet", "the audit trail"))
         with self.service.database.read() as session:
             case = self.service.load_case(session, actor, case_ref)
@@ -644,7 +644,11 @@ class CaseRecords:
             }
 
     def verify_audit(self, actor: Actor, case_ref: str | int | None = None) -> list[CaseVerification]:
-        """Verify the audit chain of one case, or, when `case_ref` is None, of every case the actor may see."""
+        """Verify the audit trail of one case, or, when `case_ref` is None, of every case the actor may see.
+
+        `verify_chain` checks each case's hash chain, its head on the case row, the case row
+        and the case's documents.
+        """
         _require_staff(actor, Text("revisionssporet", "the audit trail"))
         with self.service.database.read() as session:
             if case_ref is not None:

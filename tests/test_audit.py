@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
+import threading
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -14,12 +18,16 @@ from typer.testing import CliRunner
 
 import cli.records
 from cli.main import app as cli_app
+from engine.adapters.digital_post import MemoryDigitalPost
 from engine.records import CaseRecords
-from engine.runtime.audit import ChainReport, event_hash, verify_chain
+from engine.runtime import outbox
+from engine.runtime.audit import STATE_KEY, ChainReport, event_hash, verify_chain
+from engine.runtime.commands import CaseCommand
 from engine.service import Sagsflow
-from engine.storage.tables import CaseEvent
+from engine.storage.tables import Case, CaseEvent, CaseNote, Document
 from tests.conftest import Clock
 from tests.helpers import APPLICANT, CASEWORKER, Tokens, example
+from tests.test_cites_http import approve, complete
 
 auth = Tokens.header
 
@@ -30,7 +38,10 @@ def submit(service: Sagsflow, variant: int | None = None) -> dict[str, Any]:
 
 
 def case_with_five_events(service: Sagsflow) -> dict[str, Any]:
-    """A case whose events are: submit, letter_sent, complete_step, add_note, upload_document."""
+    """A case whose events are: submit, letter_sent, complete_step, add_note, upload_document.
+
+    Its documents are 1 the application, 2 the receipt letter and 3 the uploaded `bilag.txt`.
+    """
     case = submit(service)
     service.dispatch_outbox()
     service.complete_step(CASEWORKER, case["id"], "completeness_check", {"application_complete": True}, None, "da")
@@ -49,6 +60,13 @@ def execute(service: Sagsflow, statement: str, **parameters: Any) -> None:
     """Run plain SQL in its own transaction, the way someone with database access would."""
     with service.database.engine.begin() as connection:
         connection.execute(text(statement), parameters)
+
+
+def stored_event(service: Sagsflow, case_id: int, sequence: int) -> CaseEvent:
+    with service.database.read() as session:
+        return session.scalars(
+            select(CaseEvent).where(CaseEvent.case_id == case_id, CaseEvent.sequence == sequence)
+        ).one()
 
 
 def set_changes_sql(service: Sagsflow) -> str:
@@ -236,6 +254,429 @@ def test_other_cases_stay_valid(service: Sagsflow) -> None:
     assert verify(service, second["id"]).ok
 
 
+# The chain's head on the case row ----------------------------------------------------------------
+
+
+def test_case_row_keeps_chain_head(service: Sagsflow) -> None:
+    case = case_with_five_events(service)
+
+    newest = stored_event(service, case["id"], 5)
+    with service.database.read() as session:
+        row = session.get_one(Case, case["id"])
+
+    assert row.audit_events == 5
+    assert row.audit_head == newest.hash
+
+
+def test_deleted_newest_event_is_detected(service: Sagsflow) -> None:
+    case = case_with_five_events(service)
+    execute(service, "DELETE FROM case_events WHERE case_id = :case AND sequence = 5", case=case["id"])
+
+    report = verify(service, case["id"])
+
+    assert report.events == 4
+    assert report.problem is not None
+    assert (report.problem.kind, report.problem.sequence) == ("missing", 5)
+    assert (
+        report.problem.text.en
+        == "Event 5, the newest, is missing; the case records 5 events, but the chain ends at event 4."
+    )
+
+
+def test_deleted_newest_events_are_detected(service: Sagsflow) -> None:
+    case = case_with_five_events(service)
+    execute(service, "DELETE FROM case_events WHERE case_id = :case AND sequence >= 4", case=case["id"])
+
+    report = verify(service, case["id"])
+
+    assert report.problem is not None
+    assert (report.problem.kind, report.problem.sequence) == ("missing", 4)
+    assert report.problem.text.da == (
+        "Hændelse 4 til 5, de nyeste, mangler; sagen har registreret 5 hændelser, men sporet slutter ved hændelse 3."
+    )
+
+
+def test_rehashed_newest_event_is_detected(service: Sagsflow) -> None:
+    case = case_with_five_events(service)
+    event = stored_event(service, case["id"], 5)
+    # A forger who rewrites the newest event and recomputes its hash, which no later event links to.
+    forged_changes = {**event.changes, "documents": []}
+    forged_hash = event_hash(case["id"], 5, event.at, event.actor, event.command, forged_changes, event.previous_hash)
+    execute(service, set_changes_sql(service), changes=json.dumps(forged_changes), case=case["id"], sequence=5)
+    execute(
+        service,
+        "UPDATE case_events SET hash = :hash WHERE case_id = :case AND sequence = 5",
+        hash=forged_hash,
+        case=case["id"],
+    )
+
+    report = verify(service, case["id"])
+
+    assert report.problem is not None
+    assert (report.problem.kind, report.problem.sequence) == ("altered", 5)
+    assert report.problem.text.en.startswith("Event 5, the newest, was altered: its hash is not the one the case")
+
+
+def test_event_added_after_head_is_detected(service: Sagsflow, clock: Clock) -> None:
+    case = case_with_five_events(service)
+    newest = stored_event(service, case["id"], 5)
+    changes = {"data": {"quantity": [60, 6]}}
+    with service.database.write() as session:
+        session.add(
+            CaseEvent(
+                case_id=case["id"],
+                sequence=6,
+                at=clock.now,
+                actor="karen",
+                command="complete_step",
+                changes=changes,
+                previous_hash=newest.hash,
+                hash=event_hash(case["id"], 6, clock.now, "karen", "complete_step", changes, newest.hash),
+            )
+        )
+
+    report = verify(service, case["id"])
+
+    assert report.problem is not None
+    assert (report.problem.kind, report.problem.sequence) == ("added", 6)
+    assert report.problem.text.en == "Event 6 was added directly in the database; the case records only 5 events."
+
+
+def test_appending_continues_from_head(service: Sagsflow) -> None:
+    case = case_with_five_events(service)
+
+    CaseRecords(service).add_note(CASEWORKER, case["id"], "Endnu et notat.")
+
+    assert stored_event(service, case["id"], 6).previous_hash == stored_event(service, case["id"], 5).hash
+    assert verify(service, case["id"]).ok
+
+
+# The case row ------------------------------------------------------------------------------------
+
+
+def test_event_records_case_state(service: Sagsflow) -> None:
+    case = case_with_five_events(service)
+
+    with service.database.read() as session:
+        events = list(session.scalars(select(CaseEvent).where(CaseEvent.case_id == case["id"])))
+
+    assert all(re.fullmatch(r"[0-9a-f]{64}", event.changes[STATE_KEY]) for event in events)
+
+
+def test_edited_case_data_is_detected(service: Sagsflow) -> None:
+    case = case_with_five_events(service)
+    if service.database.is_postgresql:
+        statement = (
+            "UPDATE cases SET data = jsonb_set(data, '{decision_text}', '\"Tilladelse givet\"') WHERE id = :case"
+        )
+    else:
+        statement = "UPDATE cases SET data = json_set(data, '$.decision_text', 'Tilladelse givet') WHERE id = :case"
+    execute(service, statement, case=case["id"])
+
+    report = verify(service, case["id"])
+
+    assert report.problem is not None
+    assert (report.problem.kind, report.problem.sequence) == ("case_changed", 5)
+    assert report.problem.text.en.startswith("The case row was changed after event 5:")
+    assert report.problem.text.da.startswith("Sagens række er ændret efter hændelse 5:")
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("phase", "closing"), ("status", "closed"), ("assignee", "mads"), ("title", "Anden sag")],
+)
+def test_edited_case_column_is_detected(service: Sagsflow, column: str, value: str) -> None:
+    case = case_with_five_events(service)
+    execute(service, f"UPDATE cases SET {column} = :value WHERE id = :case", value=value, case=case["id"])
+
+    report = verify(service, case["id"])
+
+    assert report.problem is not None
+    assert (report.problem.kind, report.problem.sequence) == ("case_changed", 5)
+
+
+def test_case_changed_after_letter_sent_names_that_event(service: Sagsflow) -> None:
+    case = submit(service)
+    service.dispatch_outbox()
+    execute(service, "UPDATE cases SET phase = 'closing' WHERE id = :case", case=case["id"])
+
+    report = verify(service, case["id"])
+
+    assert report.problem is not None
+    assert (report.problem.kind, report.problem.sequence) == ("case_changed", 2)
+
+
+# Documents ---------------------------------------------------------------------------------------
+
+
+def test_filing_events_record_document_hashes(service: Sagsflow) -> None:
+    case = case_with_five_events(service)
+
+    with service.database.read() as session:
+        documents = {document.number: document for document in session.scalars(select(Document))}
+    submitted = stored_event(service, case["id"], 1).changes["documents"]
+    uploaded = stored_event(service, case["id"], 5).changes["documents"]
+
+    application, letter = documents[1], documents[2]
+    assert submitted[0]["sha256"] == hashlib.sha256(application.body_text.encode("utf-8")).hexdigest()
+    assert submitted[1]["sha256"] == hashlib.sha256(letter.body_text.encode("utf-8")).hexdigest()
+    assert letter.body_html is not None
+    assert submitted[1]["html_sha256"] == hashlib.sha256(letter.body_html.encode("utf-8")).hexdigest()
+    assert "html_sha256" not in submitted[0]
+    assert uploaded[0]["sha256"] == hashlib.sha256(b"Bilag\n").hexdigest()
+
+
+def test_edited_upload_content_is_detected(service: Sagsflow) -> None:
+    case = case_with_five_events(service)
+    execute(
+        service,
+        "UPDATE documents SET content = :content WHERE case_id = :case AND number = 3",
+        content=b"Falsk bilag\n",
+        case=case["id"],
+    )
+
+    report = verify(service, case["id"])
+
+    assert report.problem is not None
+    assert (report.problem.kind, report.problem.document, report.problem.sequence) == ("document_altered", 3, 5)
+    assert report.problem.text.en == (
+        "Document 3 was altered: its content does not match the hash stored with the document and by event 5, "
+        "which filed it."
+    )
+
+
+def test_edited_upload_with_new_hash_is_detected(service: Sagsflow) -> None:
+    case = case_with_five_events(service)
+    forged = b"Falsk bilag\n"
+    execute(
+        service,
+        "UPDATE documents SET content = :content, sha256 = :sha256 WHERE case_id = :case AND number = 3",
+        content=forged,
+        sha256=hashlib.sha256(forged).hexdigest(),
+        case=case["id"],
+    )
+
+    report = verify(service, case["id"])
+
+    assert report.problem is not None
+    assert (report.problem.kind, report.problem.document) == ("document_altered", 3)
+
+
+def test_edited_application_text_is_detected(service: Sagsflow) -> None:
+    case = case_with_five_events(service)
+    execute(
+        service,
+        "UPDATE documents SET body_text = body_text || 'Antal: 600' WHERE case_id = :case AND number = 1",
+        case=case["id"],
+    )
+
+    report = verify(service, case["id"])
+
+    assert report.problem is not None
+    assert (report.problem.kind, report.problem.document, report.problem.sequence) == ("document_altered", 1, 1)
+
+
+def test_edited_letter_text_with_new_hash_is_detected(service: Sagsflow) -> None:
+    case = case_with_five_events(service)
+    forged = "Vi har afvist din ansøgning.\n"
+    execute(
+        service,
+        "UPDATE documents SET body_text = :text, sha256 = :sha256 WHERE case_id = :case AND number = 2",
+        text=forged,
+        sha256=hashlib.sha256(forged.encode("utf-8")).hexdigest(),
+        case=case["id"],
+    )
+
+    report = verify(service, case["id"])
+
+    assert report.problem is not None
+    assert (report.problem.kind, report.problem.document) == ("document_altered", 2)
+
+
+def test_edited_letter_html_is_detected(service: Sagsflow) -> None:
+    case = case_with_five_events(service)
+    execute(
+        service,
+        "UPDATE documents SET body_html = '<p>Afslag</p>' WHERE case_id = :case AND number = 2",
+        case=case["id"],
+    )
+
+    report = verify(service, case["id"])
+
+    assert report.problem is not None
+    assert (report.problem.kind, report.problem.document) == ("document_altered", 2)
+
+
+def test_deleted_document_is_detected(service: Sagsflow) -> None:
+    case = case_with_five_events(service)
+    execute(service, "DELETE FROM documents WHERE case_id = :case AND number = 3", case=case["id"])
+
+    report = verify(service, case["id"])
+
+    assert report.problem is not None
+    assert (report.problem.kind, report.problem.document, report.problem.sequence) == ("document_missing", 3, 5)
+    assert report.problem.text.en == "Document 3 is missing; event 5 filed it."
+
+
+def test_document_added_without_event_is_detected(service: Sagsflow, clock: Clock) -> None:
+    case = case_with_five_events(service)
+    content = b"Indsat bilag\n"
+    with service.database.write() as session:
+        session.add(
+            Document(
+                case_id=case["id"],
+                number=4,
+                kind="upload",
+                title="indsat.txt",
+                language="da",
+                content_type="text/plain; charset=utf-8",
+                body_text="",
+                content=content,
+                filename="indsat.txt",
+                size=len(content),
+                sha256=hashlib.sha256(content).hexdigest(),
+                status="filed",
+                created_at=clock.now,
+                created_by="karen",
+            )
+        )
+
+    report = verify(service, case["id"])
+
+    assert report.problem is not None
+    assert (report.problem.kind, report.problem.document, report.problem.sequence) == ("document_added", 4, None)
+
+
+# A whole case ------------------------------------------------------------------------------------
+
+
+def test_cites_lifecycle_verifies(
+    client: TestClient, tokens: Tokens, service: Sagsflow, post: MemoryDigitalPost
+) -> None:
+    """Submission, receipt letter, upload, hearing with a reply, rejected and approved draft, decision letter."""
+    response = client.post("/cases", json=example("01"), headers=auth(tokens.applicant))
+    assert response.status_code == 201, response.json()
+    case = client.get(f"/cases/{response.json()['id']}", headers=auth(tokens.caseworker)).json()
+    uploaded = client.post(
+        f"/cases/{case['id']}/documents",
+        files={"file": ("eksporttilladelse.pdf", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n", "application/pdf")},
+        headers=auth(tokens.applicant),
+    )
+    assert uploaded.status_code == 201, uploaded.json()
+    case = client.get(f"/cases/{case['id']}", headers=auth(tokens.caseworker)).json()
+    case = complete(client, tokens.caseworker, case, "completeness_check", {"application_complete": True})
+    case = complete(client, tokens.caseworker, case, "export_permit_check", {"export_permit_verified": True})
+    case = complete(
+        client,
+        tokens.caseworker,
+        case,
+        "fact_assessment",
+        {"assessment_note": "Ranchede dyr fra Togo.", "consultation_required": True},
+    )
+    museum = {"name": "Statens Naturhistoriske Museum", "id_type": "CVR", "id": "29979812"}
+    response = client.post(
+        f"/cases/{case['id']}/steps/consultation/hearing",
+        json={"parties": [museum], "merged": {"question": "Bemærkninger?"}, "version": case["version"]},
+        headers=auth(tokens.caseworker),
+    )
+    assert response.status_code == 200, response.json()
+    sent = [message for message in post.delivered.values() if message.recipient.id == "29979812"]
+    token = re.findall(r"/hearing-replies/([A-Za-z0-9_-]+)", sent[0].main_document_text)[0]
+    reply = client.post(f"/hearing-replies/{token}", json={"text": "Ingen bemærkninger."})
+    assert reply.status_code == 201, reply.json()
+    case = client.get(f"/cases/{case['id']}", headers=auth(tokens.caseworker)).json()
+    draft = {
+        "decision_outcome": "granted",
+        "decision_text": "Miljøstyrelsen giver tilladelse til indførsel af 60 levende Python regius fra Togo.",
+        "statement_of_reasons": "Arten er opført på bilag B, og betingelserne i artikel 4, stk. 2, er opfyldt.",
+    }
+    case = complete(client, tokens.caseworker, case, "draft_decision", draft)
+    case = approve(client, tokens.approver, case, "reject", "Angiv vilkår.").json()
+    case = complete(client, tokens.caseworker, case, "draft_decision", {"conditions": "Dyrene skal mærkes."})
+    case = approve(client, tokens.approver, case, "approve").json()
+    case = complete(client, tokens.caseworker, case, "closing_check", {})
+    assert case["status"] == "closed"
+
+    trail = client.get(f"/cases/{case['id']}/audit", headers=auth(tokens.caseworker, "en")).json()
+
+    commands = [event["command"] for event in trail["events"]]
+    assert "upload_document" in commands
+    assert "hearing_reply" in commands
+    assert commands.count("letter_sent") == len(post.delivered)
+    assert trail["verification"]["problem"] is None, trail["verification"]
+    assert trail["verification"]["ok"] is True
+    assert trail["verification"]["events"] == len(commands)
+    documents = client.get(f"/cases/{case['id']}/documents", headers=auth(tokens.caseworker)).json()
+    kinds = sorted(document["kind"] for document in documents)
+    # The receipt, the consultation letter and the decision.
+    assert kinds == ["application", "hearing_reply", "letter", "letter", "letter", "upload"]
+    assert trail["verification"]["documents"] == len(documents)
+
+
+# Concurrent appends ------------------------------------------------------------------------------
+
+
+def add_slow_note(service: Sagsflow, case_id: int, holding: threading.Event) -> None:
+    """Add a note in a command that keeps the case locked for half a second."""
+
+    def work(command: CaseCommand) -> None:
+        holding.set()
+        time.sleep(0.5)
+        text = "Ringede til ansøger."
+        command.session.add(CaseNote(case_id=case_id, text=text, created_by="karen", created_at=command.now))
+        command.changes["notes"] = [{"length": len(text)}]
+
+    service.run_command(CASEWORKER, case_id, None, "da", "add_note", work)
+
+
+def commands_in_order(service: Sagsflow, case_id: int) -> list[tuple[int, str]]:
+    with service.database.read() as session:
+        return [
+            (event.sequence, event.command)
+            for event in session.scalars(
+                select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.sequence)
+            )
+        ]
+
+
+def test_letter_sent_waits_for_running_command(service: Sagsflow) -> None:
+    case = submit(service)
+    holding = threading.Event()
+    command = threading.Thread(target=add_slow_note, args=(service, case["id"], holding))
+    command.start()
+    assert holding.wait(10)
+
+    # The dispatcher reaches the case lock (or SQLite's write lock) while the command holds it.
+    report = service.dispatch_outbox()
+    command.join(10)
+
+    assert report.sent == 1
+    assert commands_in_order(service, case["id"]) == [(1, "submit"), (2, "add_note"), (3, "letter_sent")]
+    assert verify(service, case["id"]).ok
+
+
+def test_command_waits_for_letter_sent(service: Sagsflow, monkeypatch: pytest.MonkeyPatch) -> None:
+    case = submit(service)
+    appended = threading.Event()
+    mark_sent = outbox._mark_sent
+
+    def slow_mark_sent(*arguments: Any) -> None:
+        mark_sent(*arguments)
+        appended.set()
+        time.sleep(0.5)  # the command below reaches the case lock meanwhile
+
+    monkeypatch.setattr(outbox, "_mark_sent", slow_mark_sent)
+    worker = threading.Thread(target=service.dispatch_outbox)
+    worker.start()
+    assert appended.wait(10)
+
+    CaseRecords(service).add_note(CASEWORKER, case["id"], "Ringede til ansøger.")
+    worker.join(10)
+
+    assert commands_in_order(service, case["id"]) == [(1, "submit"), (2, "letter_sent"), (3, "add_note")]
+    assert verify(service, case["id"]).ok
+
+
 # The API -----------------------------------------------------------------------------------------
 
 
@@ -256,7 +697,7 @@ def test_audit_route_returns_events_and_result(client: TestClient, tokens: Token
     ]
     assert [event["sequence"] for event in body["events"]] == [1, 2, 3, 4, 5]
     assert body["events"][1]["previous_hash"] == body["events"][0]["hash"]
-    assert body["verification"] == {"ok": True, "events": 5, "problem": None}
+    assert body["verification"] == {"ok": True, "events": 5, "documents": 3, "problem": None}
 
 
 def test_audit_route_reports_tampering(client: TestClient, tokens: Tokens, service: Sagsflow) -> None:
@@ -269,12 +710,31 @@ def test_audit_route_reports_tampering(client: TestClient, tokens: Tokens, servi
     assert response.json()["verification"] == {
         "ok": False,
         "events": 4,
+        "documents": 0,
         "problem": {
             "kind": "missing",
             "sequence": 2,
+            "document": None,
             "message": "Event 2 is missing; the chain jumps to event 3.",
         },
     }
+
+
+def test_audit_route_reports_altered_document(client: TestClient, tokens: Tokens, service: Sagsflow) -> None:
+    case = case_with_five_events(service)
+    execute(
+        service,
+        "UPDATE documents SET content = :content WHERE case_id = :case AND number = 3",
+        content=b"x",
+        case=case["id"],
+    )
+
+    response = client.get(f"/cases/{case['id']}/audit", headers=auth(tokens.caseworker))
+
+    assert response.status_code == 200
+    problem = response.json()["verification"]["problem"]
+    assert (problem["kind"], problem["sequence"], problem["document"]) == ("document_altered", 5, 3)
+    assert problem["message"].startswith("Dokument 3 er ændret:")
 
 
 def test_audit_route_is_staff_only(client: TestClient, tokens: Tokens, service: Sagsflow) -> None:
@@ -325,8 +785,8 @@ def test_cli_verify_all_ok(cli_service: Sagsflow) -> None:
     code, output = invoke("audit", "verify")
 
     assert code == 0, output
-    assert f"{first['journal_number']}: OK (5 hændelser)" in output
-    assert f"{second['journal_number']}: OK (1 hændelse)" in output
+    assert f"{first['journal_number']}: OK (5 hændelser, 3 dokumenter)" in output
+    assert f"{second['journal_number']}: OK (1 hændelse, 2 dokumenter)" in output
     assert "2 sager efterprøvet, 0 med fejl." in output
 
 
@@ -344,6 +804,26 @@ def test_cli_verify_reports_each_broken_case(cli_service: Sagsflow) -> None:
     assert f"{second['journal_number']}: OK" in output
     assert f"{third['journal_number']}: FEJL: Hændelse 1 er ændret" in output
     assert "3 sager efterprøvet, 2 med fejl." in output
+
+
+def test_cli_verify_reports_changed_case_row(cli_service: Sagsflow) -> None:
+    case = case_with_five_events(cli_service)
+    execute(cli_service, "UPDATE cases SET phase = 'closing' WHERE id = :case", case=case["id"])
+
+    code, output = invoke("audit", "verify", case["journal_number"])
+
+    assert code == 1
+    assert f"{case['journal_number']}: FEJL: Sagens række er ændret efter hændelse 5:" in output
+
+
+def test_cli_verify_reports_deleted_newest_event(cli_service: Sagsflow) -> None:
+    case = case_with_five_events(cli_service)
+    execute(cli_service, "DELETE FROM case_events WHERE case_id = :case AND sequence = 5", case=case["id"])
+
+    code, output = invoke("audit", "verify", case["journal_number"])
+
+    assert code == 1
+    assert f"{case['journal_number']}: FEJL: Hændelse 5, den nyeste, mangler;" in output
 
 
 def test_cli_verify_one_case(cli_service: Sagsflow) -> None:

@@ -21,6 +21,7 @@ from engine.adapters.digital_post import MemoryDigitalPost
 from engine.adapters.species import OfflineSpeciesPlus
 from engine.auth import Actor
 from engine.errors import BadRequest, Conflict, Forbidden, NotFound
+from engine.runtime.audit import STATE_KEY
 from engine.runtime.services import Services
 from engine.service import Sagsflow
 from engine.storage.database import Database
@@ -278,7 +279,7 @@ def test_assign_case_is_audited(office: Sagsflow, office_client: TestClient, off
     assert response.headers["ETag"] == f'"{case["version"] + 1}"'
     assert [event.command for event in audit] == ["submit", "assign_case"]
     assert audit[-1].actor == "vera"
-    assert audit[-1].changes == {"assignee": [None, "trude"]}
+    assert without_state(audit[-1].changes) == {"assignee": [None, "trude"]}
 
 
 def test_assign_step_is_audited(office: Sagsflow, office_client: TestClient, office_tokens: dict[str, str]) -> None:
@@ -291,7 +292,7 @@ def test_assign_step_is_audited(office: Sagsflow, office_client: TestClient, off
     assert [step["assignee"] for step in response.json()["checklist"]] == ["trude"]
     assert response.json()["assignee"] is None
     assert audit[-1].command == "assign_step"
-    assert audit[-1].changes == {
+    assert without_state(audit[-1].changes) == {
         "step_assignee": {"step": "prepare", "phase": "work", "round": 1, "assignee": [None, "trude"]}
     }
 
@@ -551,3 +552,8 @@ def test_last_administrator_cannot_be_removed_over_http(
     assert drop_role.status_code == 409
     assert with_second.status_code == 200
     assert [user["user"] for user in office.list_users(ADMIN) if user["active"] and "admin" in user["roles"]] == ["eva"]
+
+
+def without_state(changes: dict[str, Any]) -> dict[str, Any]:
+    """Return an event's changes without the case-state hash that every event records."""
+    return {key: value for key, value in changes.items() if key != STATE_KEY}

@@ -30,7 +30,7 @@ from engine.definitions.fields import FieldValueError, check_text
 from engine.definitions.templates import TemplateProblem, escape_markdown
 from engine.errors import BadRequest, Conflict, FieldErrors, Forbidden, NotFound, ProcessFault, SagsflowError
 from engine.i18n import Language, Text
-from engine.runtime.audit import append_event
+from engine.runtime.audit import append_event, record_document_hashes
 from engine.runtime.input import enforce_checks, parse_values
 from engine.runtime.letters import deadline_end, letter_context, recipient_of, sha256_text
 from engine.runtime.services import Services
@@ -598,11 +598,15 @@ class CaseCommand:
     def finish(self, extra: Mapping[str, Any] | None = None) -> None:
         """Append the audit event and write everything in one flush; a stale case version raises here.
 
-        Nothing before this point flushes (the audit head is read without autoflush), so the
-        case row is updated once per command, with the version check in its WHERE clause.
+        The event records the SHA-256 of each document the command filed and of the case's
+        state after the command. The engine flushes nothing before this point unless a
+        command does so itself, and the audit code reads without autoflush, so the case
+        row, with its new version and audit head, is normally updated once per command,
+        with the version check in its WHERE clause.
         """
         self.case.updated_at = self.now
         self.case.version = (self.case.version or 0) + 1
+        record_document_hashes(self.session, self.case.id, self.changes["documents"])
         changes = {key: value for key, value in self.changes.items() if value}
         if extra:
             changes.update(extra)
