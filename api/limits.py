@@ -25,7 +25,8 @@ MAX_UPLOAD_BODY_BYTES = MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD_BYTES
 UPLOAD_PATH = re.compile(r"/cases/[^/]+/documents/?$")
 # Base64 makes the attachments a third larger; the reply's text and the JSON around it get MAX_BODY_BYTES.
 MAX_REPLY_BODY_BYTES = MAX_REPLY_ATTACHMENT_BYTES * 4 // 3 + MAX_BODY_BYTES
-REPLY_PATH = re.compile(r"^/hearing-replies/[^/]+/?$")
+# The JSON reply and the reply page's form (multipart, so its files take less room than in base64).
+REPLY_PATH = re.compile(r"^/hearing-replies/[^/]+(?:/form)?/?$")
 
 
 class BodyTooLarge(Exception):

@@ -3,7 +3,8 @@
     sagsflow case submit PROCESS --as USER --data FILE.json [--letter-language da|en]
     sagsflow case complete CASE STEP --as USER [--data JSON | --data @FILE] [--version N]
     sagsflow case approve CASE STEP --as USER --decision approve|reject [--comment TEXT] [--version N]
-    sagsflow case hearing CASE STEP --as USER [--party NAME,CVR|CPR,NUMBER[,EMAIL] ...] [--merge KEY=TEXT ...]
+    sagsflow case hearing CASE STEP --as USER [--party 'NAME,CVR|CPR,NUMBER[,EMAIL][;ADDRESS, POSTCODE CITY]' ...]
+        [--party 'NAME,NONE;ADDRESS, POSTCODE CITY' ...] [--merge KEY=TEXT ...]
     sagsflow case letters CASE [--as USER]
     sagsflow chat post CASE TEXT --as USER [--version N]
     sagsflow chat list CASE [--as USER]
@@ -189,24 +190,55 @@ def _application(path: Path, process: str) -> tuple[dict[str, Any], str | None]:
     return content["data"], language if isinstance(language, str) else None
 
 
-def _party(option: str) -> dict[str, str]:
-    """Parse `--party NAME,CVR|CPR,NUMBER[,EMAIL]`. The name may itself contain commas."""
-    parts = [part.strip() for part in option.rsplit(",", 3)]
+def _party(option: str) -> dict[str, Any]:
+    """Parse `--party NAME,CVR|CPR,NUMBER[,EMAIL][;ADDRESS, POSTCODE CITY]` or `NAME,NONE;ADDRESS, POSTCODE CITY`.
+
+    The name may itself contain commas, but not semicolons. The engine checks every value.
+    """
+    identity, separator, postal = option.partition(";")
+    head, _, last = identity.rpartition(",")
+    if last.strip().upper() == "NONE" and head.strip():
+        party: dict[str, Any] = {"name": head.strip(), "id_type": "NONE"}
+    else:
+        party = _numbered_party(option, identity)
+    if separator:
+        party.update(_postal_address(option, postal))
+    return party
+
+
+def _numbered_party(option: str, identity: str) -> dict[str, Any]:
+    parts = [part.strip() for part in identity.rsplit(",", 3)]
     email = None
     if len(parts) == 4 and "@" in parts[3]:
         email = parts.pop()
     else:
-        parts = [part.strip() for part in option.rsplit(",", 2)]
+        parts = [part.strip() for part in identity.rsplit(",", 2)]
     if len(parts) < 3 or not parts[0]:
         raise fail(
-            f"--party '{option}' skal have formen NAVN,CVR,NUMMER eller NAVN,CPR,NUMMER (evt. ,E-MAIL til sidst).",
-            f"--party '{option}' must have the form NAME,CVR,NUMBER or NAME,CPR,NUMBER (optionally ,EMAIL last).",
+            f"--party '{option}' skal have formen NAVN,CVR,NUMMER eller NAVN,CPR,NUMMER (evt. ,E-MAIL til sidst), "
+            "eller NAVN,NONE;ADRESSE, POSTNUMMER BY for en part uden nummer.",
+            f"--party '{option}' must have the form NAME,CVR,NUMBER or NAME,CPR,NUMBER (optionally ,EMAIL last), "
+            "or NAME,NONE;ADDRESS, POSTCODE CITY for a party without a number.",
             code=2,
         )
     party = {"name": parts[0], "id_type": parts[1].upper(), "id": parts[2]}
     if email is not None:
         party["email"] = email
     return party
+
+
+def _postal_address(option: str, postal: str) -> dict[str, str]:
+    """Split `ADDRESS, POSTCODE CITY`, such as `Kajgade 1, 2. th., 8600 Silkeborg`, at its last comma."""
+    street, _, place = postal.rpartition(",")
+    postcode, _, city = place.strip().partition(" ")
+    if not street.strip() or not postcode or not city.strip():
+        raise fail(
+            f"Adressen i --party '{option}' skal have formen ADRESSE, POSTNUMMER BY, fx Kajgade 1, 8600 Silkeborg.",
+            f"The address in --party '{option}' must have the form ADDRESS, POSTCODE CITY, "
+            "e.g. Kajgade 1, 8600 Silkeborg.",
+            code=2,
+        )
+    return {"address": street.strip(), "postcode": postcode, "city": city.strip()}
 
 
 def _merged(options: list[str]) -> dict[str, str]:
@@ -404,8 +436,12 @@ def case_hearing(
         list[str] | None,
         typer.Option(
             "--party",
-            help="Part, der høres: NAVN,CVR,NUMMER eller NAVN,CPR,NUMMER[,E-MAIL]; kan gentages; uden --party høres "
-            "sagens egen part ved partshøring / a party to hear; repeatable.",
+            help="Part, der høres: NAVN,CVR,NUMMER eller NAVN,CPR,NUMMER[,E-MAIL], evt. med postadresse efter "
+            "semikolon: ;ADRESSE, POSTNUMMER BY. En part uden nummer: NAVN,NONE;ADRESSE, POSTNUMMER BY (brevet sendes "
+            "med almindelig post). Kan gentages; uden --party høres sagens egen part ved partshøring / a party to "
+            "hear: NAME,CVR|CPR,NUMBER[,EMAIL], optionally followed by a postal address after a semicolon: ;ADDRESS, "
+            "POSTCODE CITY. A party without a number: NAME,NONE;ADDRESS, POSTCODE CITY (the letter goes by physical "
+            "mail). Repeatable.",
         ),
     ] = None,
     merge: Annotated[

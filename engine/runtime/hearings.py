@@ -20,7 +20,7 @@ import hashlib
 import logging
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
@@ -29,7 +29,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.auth import Actor
-from engine.definitions.fields import CprType, CvrType, EmailType, FieldType, FieldValueError, TextType, check_text
+from engine.definitions.fields import (
+    CprType,
+    CvrType,
+    EmailType,
+    FieldType,
+    FieldValueError,
+    PostcodeType,
+    TextType,
+    check_text,
+)
 from engine.definitions.model import HEARING_KINDS, FieldDef, Label
 from engine.errors import BadRequest, CaseError, Conflict, FieldErrors, InvalidInput, NotFound
 from engine.i18n import Language, Text
@@ -71,6 +80,24 @@ REPLY_KIND = "hearing_reply"
 _PARTY_NAME = FieldDef(type="text", label=Label(da="Navn", en="Name"), max_length=200)
 _PARTY_ID = FieldDef(type="text", label=Label(da="Nummer", en="Number"))
 _PARTY_EMAIL = FieldDef(type="email", label=Label(da="E-mail", en="E-mail"))
+_PARTY_ADDRESS = FieldDef(type="text", label=Label(da="Adresse", en="Address"), max_length=200)
+_PARTY_POSTCODE = FieldDef(type="postcode", label=Label(da="Postnummer", en="Postcode"))
+_PARTY_CITY = FieldDef(type="text", label=Label(da="By", en="City"), max_length=100)
+# A party's postal address: all three parts or none. The hearing letter shows it under the
+# party's name, where physical mail needs it.
+_ADDRESS_PARTS: tuple[tuple[str, FieldType, FieldDef, Text], ...] = (
+    (
+        "address",
+        TextType(),
+        _PARTY_ADDRESS,
+        Text("Adressen (vej og nummer) mangler.", "The street address is missing."),
+    ),
+    ("postcode", PostcodeType(), _PARTY_POSTCODE, Text("Postnummeret mangler.", "The postcode is missing.")),
+    ("city", TextType(), _PARTY_CITY, Text("Bynavnet mangler.", "The city is missing.")),
+)
+_PARTY_KEYS = frozenset({"name", "id_type", "id", "email", "address", "postcode", "city"})
+# The id_type of a party without a CVR or CPR number; its letter goes by physical mail.
+NO_NUMBER = "NONE"
 _MERGED_TEXT = FieldDef(
     type="text", label=Label(da="Flettefelt", en="Merge field"), multiline=True, max_length=MAX_MERGED_LENGTH
 )
@@ -85,13 +112,28 @@ class Gone(CaseError):
 
 @dataclass(frozen=True)
 class PartyInput:
+    """A party to hear. `id_type` is CVR, CPR or NONE; a party without a number has an empty `id` and an address."""
+
     name: str
     id_type: str
     id: str
     email: str | None = None
+    address: str | None = None
+    postcode: str | None = None
+    city: str | None = None
 
     def recipient(self) -> dict[str, str]:
-        return {"id_type": self.id_type, "id": self.id, "name": self.name}
+        """Return the letter's recipient as the outbox stores it, with the postal address when there is one."""
+        recipient = {"id_type": self.id_type, "id": self.id, "name": self.name}
+        if self.address is not None and self.postcode is not None and self.city is not None:
+            recipient.update(address=self.address, postcode=self.postcode, city=self.city)
+        return recipient
+
+    def describe(self) -> str:
+        """Name the party in a message: by its number, or by name and address without one."""
+        if self.id_type != NO_NUMBER:
+            return f"{self.id_type} {self.id}"
+        return f"{self.name} ({self.address}, {self.postcode} {self.city})"
 
 
 @dataclass(frozen=True)
@@ -138,19 +180,24 @@ def parse_parties(raw: Any, services: Services, errors: FieldErrors) -> list[Par
         )
         return []
     parties: list[PartyInput] = []
-    seen: dict[tuple[str, str], int] = {}
+    seen: dict[tuple[str, ...], int] = {}
     for index, entry in enumerate(raw):
         party = _parse_party(index, entry, services, errors)
         if party is None:
             continue
-        key = (party.id_type, party.id)
+        # Without a number, the same name at the same address is the same party.
+        key = (
+            (party.id_type, party.id)
+            if party.id_type != NO_NUMBER
+            else (NO_NUMBER, party.name.casefold(), (party.address or "").casefold(), party.postcode or "")
+        )
         if key in seen:
             errors.add(
-                f"parties.{index}.id",
+                f"parties.{index}.id" if party.id_type != NO_NUMBER else f"parties.{index}.name",
                 "duplicate",
                 Text(
-                    f"Parten {party.id_type} {party.id} står også som part nr. {seen[key] + 1}.",
-                    f"The party {party.id_type} {party.id} is also party number {seen[key] + 1}.",
+                    f"Parten {party.describe()} står også som part nr. {seen[key] + 1}.",
+                    f"The party {party.describe()} is also party number {seen[key] + 1}.",
                 ),
             )
             continue
@@ -164,7 +211,7 @@ def _parse_party(index: int, entry: Any, services: Services, errors: FieldErrors
     if not isinstance(entry, Mapping):
         errors.add(where, "invalid_type", Text("Skal være et JSON-objekt.", "Must be a JSON object."))
         return None
-    unknown = sorted(str(key) for key in set(entry) - {"name", "id_type", "id", "email"})
+    unknown = sorted(str(key) for key in set(entry) - _PARTY_KEYS)
     if unknown:
         listed = ", ".join(unknown)
         errors.add(where, "unknown_field", Text(f"Ukendte felter: {listed}.", f"Unknown fields: {listed}."))
@@ -179,17 +226,23 @@ def _parse_party(index: int, entry: Any, services: Services, errors: FieldErrors
             values[key] = parser.parse(entry[key], field, services)
         except FieldValueError as error:
             errors.add(f"{where}.{key}", error.code, error.text, error.hint)
+    address = _parse_address(where, entry, services, errors)
     id_type = entry.get("id_type")
-    if id_type not in ("CVR", "CPR"):
+    if id_type not in ("CVR", "CPR", NO_NUMBER):
         errors.add(
             f"{where}.id_type",
             "invalid_value",
-            Text("Skal være CVR eller CPR.", "Must be CVR or CPR."),
+            Text("Skal være CVR, CPR eller NONE.", "Must be CVR, CPR or NONE."),
             Text(
-                "Digital post kræver et CVR- eller CPR-nummer for hver part.",
-                "Digital post needs a CVR or CPR number for each party.",
+                "Digital post kræver et CVR- eller CPR-nummer. En part uden nummer (NONE) får brevet med "
+                "almindelig post og skal have address, postcode og city.",
+                "Digital post needs a CVR or CPR number. A party without a number (NONE) gets the letter by "
+                "physical mail and needs address, postcode and city.",
             ),
         )
+    elif id_type == NO_NUMBER:
+        _check_party_without_number(where, entry, errors)
+        values["id"] = ""
     elif entry.get("id") is None:
         errors.add(f"{where}.id", "required", Text("Nummeret mangler.", "The number is missing."))
     else:
@@ -198,9 +251,81 @@ def _parse_party(index: int, entry: Any, services: Services, errors: FieldErrors
             values["id"] = number_type.parse(entry["id"], _PARTY_ID, services)
         except FieldValueError as error:
             errors.add(f"{where}.id", error.code, error.text, error.hint)
-    if "name" not in values or "id" not in values or (entry.get("email") is not None and "email" not in values):
+    if (
+        "name" not in values
+        or "id" not in values
+        or (entry.get("email") is not None and "email" not in values)
+        or address is None
+        or (id_type == NO_NUMBER and not address)
+        or (id_type == NO_NUMBER and entry.get("id") not in (None, ""))
+    ):
         return None
-    return PartyInput(name=values["name"], id_type=str(id_type), id=values["id"], email=values.get("email"))
+    return PartyInput(
+        name=values["name"],
+        id_type=str(id_type),
+        id=values["id"],
+        email=values.get("email"),
+        address=address.get("address"),
+        postcode=address.get("postcode"),
+        city=address.get("city"),
+    )
+
+
+def _parse_address(
+    where: str, entry: Mapping[str, Any], services: Services, errors: FieldErrors
+) -> dict[str, str] | None:
+    """Parse a party's postal address: {} when the party has none, None when it is invalid or incomplete."""
+    given = [key for key, _, _, _ in _ADDRESS_PARTS if entry.get(key) is not None]
+    if not given:
+        return {}
+    address: dict[str, str] = {}
+    for key, parser, field, missing in _ADDRESS_PARTS:
+        if entry.get(key) is None:
+            errors.add(
+                f"{where}.{key}",
+                "required",
+                missing,
+                Text(
+                    "En postadresse skal have alle tre dele: address, postcode og city.",
+                    "A postal address needs all three parts: address, postcode and city.",
+                ),
+            )
+            continue
+        try:
+            address[key] = parser.parse(entry[key], field, services)
+        except FieldValueError as error:
+            errors.add(f"{where}.{key}", error.code, error.text, error.hint)
+    return address if len(address) == len(_ADDRESS_PARTS) else None
+
+
+def _check_party_without_number(where: str, entry: Mapping[str, Any], errors: FieldErrors) -> None:
+    """Check that a party with id_type NONE has no number and has a postal address to post its letter to."""
+    if entry.get("id") not in (None, ""):
+        errors.add(
+            f"{where}.id",
+            "not_allowed",
+            Text(
+                "En part med id_type NONE har intet nummer; udelad id.",
+                "A party with id_type NONE has no number; leave out id.",
+            ),
+            Text(
+                "Angiv CVR eller CPR som id_type, hvis parten har et nummer.",
+                "Give CVR or CPR as id_type if the party has a number.",
+            ),
+        )
+    if all(entry.get(key) is None for key, _, _, _ in _ADDRESS_PARTS):
+        errors.add(
+            f"{where}.address",
+            "required",
+            Text(
+                "En part uden CVR- eller CPR-nummer skal have en postadresse, for brevet sendes med almindelig post.",
+                "A party without a CVR or CPR number needs a postal address, because the letter goes by physical mail.",
+            ),
+            Text(
+                'Angiv fx "address": "Kajgade 1", "postcode": "8600", "city": "Silkeborg".',
+                'Give for example "address": "Kajgade 1", "postcode": "8600", "city": "Silkeborg".',
+            ),
+        )
 
 
 def parse_merged(raw: Any, services: Services, errors: FieldErrors) -> dict[str, str]:
@@ -318,6 +443,9 @@ def open_hearing(command: CaseCommand, step_id: str, raw_parties: Any, raw_merge
                 id_type=party.id_type,
                 party_id=party.id,
                 email=party.email,
+                address=party.address,
+                postcode=party.postcode,
+                city=party.city,
                 token_hash=hash_token(token),
                 expires_at=deadline,
                 letter_document_id=document.id,
@@ -432,44 +560,74 @@ def reply_limit_text() -> Text:
 def parse_reply(raw_text: Any, raw_attachments: Any) -> tuple[str, list[Attachment]]:
     """Check a reply's text and attachments before anything is stored; raise InvalidInput listing every problem."""
     errors = FieldErrors()
-    text = ""
-    if not isinstance(raw_text, str) or not raw_text.strip():
-        errors.add("text", "required", Text("Skriv dit svar.", "Write your reply."))
-    else:
-        try:
-            text = check_text(raw_text).strip()
-        except FieldValueError as error:
-            errors.add("text", error.code, error.text, error.hint)
-        if len(text) > MAX_REPLY_LENGTH:
-            errors.add(
-                "text",
-                "too_long",
-                Text(
-                    f"Svaret må højst være {MAX_REPLY_LENGTH} tegn.",
-                    f"The reply may be at most {MAX_REPLY_LENGTH} characters.",
-                ),
-                Text("Vedhæft længere tekst som en fil.", "Attach longer text as a file."),
-            )
+    text = _check_reply_text(raw_text, errors)
     attachments: list[Attachment] = []
     if raw_attachments is not None and not isinstance(raw_attachments, list):
         errors.add("attachments", "invalid_type", Text("Skal være en liste.", "Must be a list."))
     elif raw_attachments:
         if len(raw_attachments) > MAX_ATTACHMENTS:
-            errors.add(
-                "attachments",
-                "too_many",
-                Text(f"Højst {MAX_ATTACHMENTS} bilag.", f"At most {MAX_ATTACHMENTS} attachments."),
-            )
+            errors.add("attachments", "too_many", _too_many_attachments())
         else:
             for index, entry in enumerate(raw_attachments):
                 attachment = parse_attachment(f"attachments.{index}", entry, errors)
                 if attachment is not None:
                     attachments.append(attachment)
-            total = sum(len(attachment.content) for attachment in attachments)
-            if total > MAX_REPLY_ATTACHMENT_BYTES:
-                errors.add("attachments", "too_large", reply_limit_text())
+            _check_total_size("attachments", attachments, errors)
     errors.raise_if_any()
     return text, attachments
+
+
+def parse_form_reply(raw_text: Any, uploads: Sequence[Attachment]) -> tuple[str, list[Attachment]]:
+    """Check a reply from the reply page's HTML form as `parse_reply` checks a JSON reply.
+
+    `uploads` are the files as the browser sent them, not yet checked: the name as given,
+    the declared type and the bytes. Errors name the fields `text` and `files.N`.
+    """
+    errors = FieldErrors()
+    text = _check_reply_text(raw_text, errors)
+    attachments: list[Attachment] = []
+    if len(uploads) > MAX_ATTACHMENTS:
+        errors.add("files", "too_many", _too_many_attachments())
+    else:
+        for index, upload in enumerate(uploads):
+            attachment = _check_upload(f"files.{index}", upload, errors)
+            if attachment is not None:
+                attachments.append(attachment)
+        _check_total_size("files", attachments, errors)
+    errors.raise_if_any()
+    return text, attachments
+
+
+def _check_reply_text(raw_text: Any, errors: FieldErrors) -> str:
+    if not isinstance(raw_text, str) or not raw_text.strip():
+        errors.add("text", "required", Text("Skriv dit svar.", "Write your reply."))
+        return ""
+    text = ""
+    try:
+        text = check_text(raw_text).strip()
+    except FieldValueError as error:
+        errors.add("text", error.code, error.text, error.hint)
+    if len(text) > MAX_REPLY_LENGTH:
+        errors.add(
+            "text",
+            "too_long",
+            Text(
+                f"Svaret må højst være {MAX_REPLY_LENGTH} tegn.",
+                f"The reply may be at most {MAX_REPLY_LENGTH} characters.",
+            ),
+            Text("Vedhæft længere tekst som en fil.", "Attach longer text as a file."),
+        )
+    return text
+
+
+def _too_many_attachments() -> Text:
+    return Text(f"Højst {MAX_ATTACHMENTS} bilag.", f"At most {MAX_ATTACHMENTS} attachments.")
+
+
+def _check_total_size(where: str, attachments: list[Attachment], errors: FieldErrors) -> None:
+    total = sum(len(attachment.content) for attachment in attachments)
+    if total > MAX_REPLY_ATTACHMENT_BYTES:
+        errors.add(where, "too_large", reply_limit_text())
 
 
 def parse_attachment(where: str, entry: Any, errors: FieldErrors) -> Attachment | None:
@@ -504,14 +662,31 @@ def parse_attachment(where: str, entry: Any, errors: FieldErrors) -> Attachment 
             Text("Indholdet er ikke gyldig base64.", "The content is not valid base64."),
         )
         return None
+    return _check_content(where, f"{where}.content_base64", filename, str(entry["content_type"]), content, errors)
+
+
+def _check_upload(where: str, upload: Attachment, errors: FieldErrors) -> Attachment | None:
+    try:
+        filename = sanitise_filename(upload.filename)
+    except InvalidInput as invalid:
+        for error in invalid.errors:
+            errors.add(f"{where}.filename", error.code, error.text, error.hint)
+        return None
+    return _check_content(where, where, filename, upload.content_type, upload.content, errors)
+
+
+def _check_content(
+    where: str, content_field: str, filename: str, declared_type: str, content: bytes, errors: FieldErrors
+) -> Attachment | None:
+    """Check a file's size and its type by name, declared type and first bytes, against the reply's allowed types."""
     if not content:
-        errors.add(f"{where}.content_base64", "empty", Text("Filen er tom.", "The file is empty."))
+        errors.add(content_field, "empty", Text("Filen er tom.", "The file is empty."))
         return None
     if len(content) > MAX_UPLOAD_BYTES:
-        errors.add(f"{where}.content_base64", "too_large", upload_limit_text())
+        errors.add(content_field, "too_large", upload_limit_text())
         return None
     try:
-        content_type = resolve_file_type(filename, str(entry["content_type"]), content)
+        content_type = resolve_file_type(filename, declared_type, content)
     except CaseError as error:
         errors.add(where, error.code, error.text, error.hint)
         return None
@@ -537,8 +712,23 @@ def submit_reply(
     raw_text: Any,
     raw_attachments: Any,
 ) -> dict[str, Any]:
-    """File a party's reply on the case in one command; the last reply closes the hearing."""
+    """Check a party's reply from the JSON API and file it on the case (see `file_reply`)."""
     text, attachments = parse_reply(raw_text, raw_attachments)
+    return file_reply(database, services, catalog, token, text, attachments)
+
+
+def file_reply(
+    database: Database,
+    services: Services,
+    catalog: ProcessCatalog,
+    token: str,
+    text: str,
+    attachments: list[Attachment],
+) -> dict[str, Any]:
+    """File a checked reply (from `parse_reply` or `parse_form_reply`) on the case in one command.
+
+    The link works once, and the last party's reply closes the hearing.
+    """
     with lock_errors_as_conflicts(), database.write() as session:
         party = _find_party(session, token)
         hearing = session.get(Hearing, party.hearing_id)
@@ -561,7 +751,7 @@ def submit_reply(
             # The phase went on without the hearing (an optional step), so the hearing is over.
             raise _expired_link(now)
 
-        documents = _file_reply(command, case, party, text, attachments)
+        documents = _add_reply_documents(command, case, party, text, attachments)
         command.session.flush()
         party.used_at = now
         party.reply_document_id = documents[0].id
@@ -604,7 +794,7 @@ def submit_reply(
         }
 
 
-def _file_reply(
+def _add_reply_documents(
     command: CaseCommand, case: Case, party: HearingParty, text: str, attachments: list[Attachment]
 ) -> list[Document]:
     english = case.language == "en"

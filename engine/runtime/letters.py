@@ -134,12 +134,20 @@ def hearing_context(
 ) -> dict[str, Any]:
     """Build the `hearing` object of a hearing letter to one party.
 
-    The party's name is escaped for Markdown like the applicant's text. The merged texts are
-    the caseworker's and may contain Markdown, as caseworker fields may.
+    The party's name and postal address are escaped for Markdown like the applicant's text.
+    For a party without an address, `address`, `postcode` and `city` are empty strings. The
+    merged texts are the caseworker's and may contain Markdown, as caseworker fields may.
     """
     return {
         "kind": kind,
-        "party": {"name": escape_markdown(party["name"]), "id_type": party["id_type"], "id": party["id"]},
+        "party": {
+            "name": escape_markdown(party["name"]),
+            "id_type": party["id_type"],
+            "id": party["id"],
+            "address": escape_markdown(party.get("address", "")),
+            "postcode": party.get("postcode", ""),
+            "city": escape_markdown(party.get("city", "")),
+        },
         "deadline": local_date(deadline),
         "reply_url": reply_url,
         "merged": dict(merged),

@@ -174,6 +174,11 @@ class Case(Base):
     duplicate_key: Mapped[str | None] = mapped_column(String(64))
     escalated_at: Mapped[datetime | None]
     version: Mapped[int] = mapped_column(Integer)
+    # The head of the case's audit chain: the sequence number and hash of its newest event,
+    # updated with each appended event (engine/runtime/audit.py). Verification compares the
+    # newest stored event with them, so a deleted or rewritten newest event is detected.
+    audit_events: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    audit_head: Mapped[str] = mapped_column(String(64), default="0" * 64, server_default="0" * 64)
 
     # The engine sets the version itself, once per command (`CaseCommand.finish`); SQLAlchemy
     # still puts the loaded version into every UPDATE's WHERE clause, so a stale write fails.
@@ -267,9 +272,9 @@ class OutboxMessage(Base):
 class CaseEvent(Base):
     """An append-only audit event; `hash` chains it to the case's previous event.
 
-    The chain head is read from this table, not kept on the case row, so that the outbox
-    dispatcher can append "letter sent" under the case's row lock without bumping the
-    case version that clients use for optimistic concurrency.
+    The case row keeps the newest event's sequence number and hash (`audit_events`,
+    `audit_head`). The outbox dispatcher moves that head without raising the case version,
+    so a letter being sent does not make a client's version stale.
     """
 
     __tablename__ = "case_events"
@@ -352,6 +357,11 @@ class HearingParty(Base):
     id_type: Mapped[str] = mapped_column(String(8))
     party_id: Mapped[str] = mapped_column(String(32))
     email: Mapped[str | None] = mapped_column(String(254))
+    # The postal address for a letter by physical mail: all three or none. A party with
+    # id_type NONE has an empty party_id and always an address.
+    address: Mapped[str | None] = mapped_column(String(200))
+    postcode: Mapped[str | None] = mapped_column(String(4))
+    city: Mapped[str | None] = mapped_column(String(100))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
