@@ -74,6 +74,9 @@ fields:
   applicant_name: {type: text, label: {da: Navn, en: Name}, required: true, max_length: 200}
   applicant_cvr: {type: cvr, label: {da: CVR-nummer, en: CVR number}}
   applicant_cpr: {type: cpr, label: {da: CPR-nummer, en: CPR number}}
+  applicant_address: {type: text, label: {da: Adresse, en: Address}, max_length: 200}
+  applicant_postcode: {type: postcode, label: {da: Postnummer, en: Postcode}}
+  applicant_city: {type: text, label: {da: By, en: City}, max_length: 100}
   subject: {type: text, label: {da: Emne, en: Subject}, required: true, max_length: 200}
   review_note: {type: text, source: caseworker, label: {da: Notat, en: Note}}
 letters:
@@ -161,9 +164,13 @@ def submit_cites(service: Sagsflow, variant: int | None = None, actor: Any = APP
     return service.submit(actor, application["process"], application["data"], "da")
 
 
+OLES_ADDRESS = {"applicant_address": "Kajgade 1", "applicant_postcode": "8600", "applicant_city": "Silkeborg"}
+POSTAL = {"address": "Kajgade 1", "postcode": "8600", "city": "Silkeborg"}
+
+
 def submit_frister(service: Sagsflow, actor: Actor = CASEWORKER, **party: str) -> dict[str, Any]:
     """Submit a `frist-demo` case. The process names no team, so the case gets the submitter's first team."""
-    data = {"applicant_name": "Ole Hansen", "subject": "Hegn mod naboen", **party}
+    data = {"applicant_name": "Ole Hansen", "subject": "Hegn mod naboen", **OLES_ADDRESS, **party}
     return service.submit(actor, "frist-demo", data, "da")
 
 
@@ -548,7 +555,7 @@ def memo_message(message_id: str = "letter:2026-000001:2", **recipient: str) -> 
         message_id=message_id,
         label="Kvittering",
         sender=Party("CVR", "25798376", "Miljøstyrelsen"),
-        recipient=Party(party["id_type"], party["id"], party["name"]),
+        recipient=Party(party["id_type"], party["id"], party["name"], **POSTAL),
         case_reference="2026-000001",
         classification="09.05.02",
         created=START.isoformat(),
@@ -587,6 +594,17 @@ def test_mailbox_rejects_exempt_recipients(tmp_path: Path) -> None:
     assert [path.name for path in (tmp_path / "post").iterdir()] == ["letter_2026-000001_2.json"]
 
 
+def test_print_service_rejects_letter_without_address(tmp_path: Path) -> None:
+    printer = FolderPhysicalMail(tmp_path / "print")
+    message = memo_message(id_type="NONE", id="", name="Ole Hansen")
+    unaddressed = dataclasses.replace(message, recipient=Party("NONE", "", "Ole Hansen"))
+
+    with pytest.raises(DeliveryError, match="no postal address"):
+        printer.send(unaddressed)
+
+    assert not (tmp_path / "print").exists()
+
+
 def test_print_folder_writes_each_job_once(tmp_path: Path) -> None:
     printer = FolderPhysicalMail(tmp_path / "print")
     message = memo_message(id_type="NONE", id="", name="Ole Hansen")
@@ -598,7 +616,7 @@ def test_print_folder_writes_each_job_once(tmp_path: Path) -> None:
     job = json.loads(files[0].read_text(encoding="utf-8"))
     assert first == second == "print-letter:2026-000001:2"
     assert len(files) == 1
-    assert job["recipient"] == {"id": "", "idType": "NONE", "name": "Ole Hansen"}
+    assert job["recipient"] == {"id": "", "idType": "NONE", "name": "Ole Hansen", **POSTAL}
     assert job["caseReference"] == "2026-000001"
     assert job["text"] == "Vi har modtaget din ansøgning."
 
@@ -691,7 +709,7 @@ def test_recipient_without_number_gets_physical_mail(frister: Sagsflow, post: Me
     assert report.sent == 1
     assert post.calls == 0
     assert printer.sends == {row.idempotency_key: 2}
-    assert job.recipient == Party("NONE", "", "Ole Hansen")
+    assert job.recipient == Party("NONE", "", "Ole Hansen", **POSTAL)
     assert job.case_reference == case["journal_number"]
     assert job.main_document_text == document["text"]
 
@@ -731,7 +749,7 @@ def test_physical_mail_route_lists_letters(
     items = listed.json()["items"]
     assert [item["case"]["journal_number"] for item in items] == [case["journal_number"]]
     assert items[0]["document"] == {"number": document_number(row), "title": "Kvittering"}
-    assert items[0]["recipient"] == {"id_type": "NONE", "id": "", "name": "Ole Hansen"}
+    assert items[0]["recipient"] == {"id_type": "NONE", "id": "", "name": "Ole Hansen", **POSTAL}
     assert items[0]["status"] == "sent"
     assert items[0]["receipt"] == f"print-{row.idempotency_key}"
     assert items[0]["sent_at"] == clock.now.isoformat()

@@ -29,6 +29,10 @@ class Party:
     id_type: str  # "CVR", "CPR", or "NONE" for a recipient without either number
     id: str
     name: str
+    # The postal address, for letters sent by physical mail; None when it is not known.
+    address: str | None = None
+    postcode: str | None = None
+    city: str | None = None
 
 
 @dataclass(frozen=True)

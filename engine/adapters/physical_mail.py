@@ -25,12 +25,26 @@ def print_job(message: PostMessage) -> dict[str, object]:
         "jobId": message.message_id,
         "created": message.created,
         "sender": {"id": message.sender.id, "idType": message.sender.id_type, "name": message.sender.name},
-        "recipient": {"id": message.recipient.id, "idType": message.recipient.id_type, "name": message.recipient.name},
+        "recipient": {
+            "id": message.recipient.id,
+            "idType": message.recipient.id_type,
+            "name": message.recipient.name,
+            "address": message.recipient.address,
+            "postcode": message.recipient.postcode,
+            "city": message.recipient.city,
+        },
         "caseReference": message.case_reference,
         "title": message.main_document_title,
         "language": message.language,
         "text": message.main_document_text,
     }
+
+
+def require_address(message: PostMessage) -> None:
+    """Raise DeliveryError when the letter has no postal address, as a print service would reject it."""
+    recipient = message.recipient
+    if not (recipient.address and recipient.postcode and recipient.city):
+        raise DeliveryError(f"no postal address for the recipient {recipient.name!r}; the letter cannot be posted")
 
 
 class PhysicalMail(Protocol):
@@ -46,6 +60,7 @@ class FolderPhysicalMail:
         self.folder = folder
 
     def send(self, message: PostMessage) -> str:
+        require_address(message)
         self.folder.mkdir(parents=True, exist_ok=True)
         # Colons in message ids are not allowed in file names on every system.
         path = self.folder / f"{message.message_id.replace(':', '_')}.json"
@@ -71,6 +86,7 @@ class MemoryPhysicalMail:
     def send(self, message: PostMessage) -> str:
         with self._lock:
             self.sends[message.message_id] = self.sends.get(message.message_id, 0) + 1
+            require_address(message)
             if self.failures_left > 0:
                 self.failures_left -= 1
                 raise DeliveryError("simulated outage of the print service")

@@ -244,12 +244,17 @@ class Fee(Strict):
 class PartyFields(Strict):
     """Which case fields identify the party that letters go to (the applicant, the inspected party).
 
-    Unset entries default to `applicant_name`, `applicant_cvr` and `applicant_cpr`.
+    Unset entries default to `applicant_name`, `applicant_cvr`, `applicant_cpr`,
+    `applicant_address`, `applicant_postcode` and `applicant_city`. The address goes on
+    letters sent by physical mail.
     """
 
     name: Identifier | None = None
     cvr: Identifier | None = None
     cpr: Identifier | None = None
+    address: Identifier | None = None
+    postcode: Identifier | None = None
+    city: Identifier | None = None
 
 
 class EscalationRule(Strict):

@@ -1057,6 +1057,9 @@ class _Checker:
             ("name", party.name, {"text"}),
             ("cvr", party.cvr, {"cvr"}),
             ("cpr", party.cpr, {"cpr"}),
+            ("address", party.address, {"text"}),
+            ("postcode", party.postcode, {"postcode"}),
+            ("city", party.city, {"text"}),
         ):
             if name is None:
                 continue

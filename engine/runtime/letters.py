@@ -54,10 +54,19 @@ def recipient_of(case: Case, process: CompiledProcess) -> dict[str, str]:
     name = str(data.get(party.name or "applicant_name") or "")
     cvr_field, cpr_field = party.cvr or "applicant_cvr", party.cpr or "applicant_cpr"
     if data.get(cvr_field):
-        return {"id_type": "CVR", "id": data[cvr_field], "name": name}
-    if data.get(cpr_field):
-        return {"id_type": "CPR", "id": data[cpr_field], "name": name}
-    return {"id_type": "NONE", "id": "", "name": name}
+        recipient = {"id_type": "CVR", "id": data[cvr_field], "name": name}
+    elif data.get(cpr_field):
+        recipient = {"id_type": "CPR", "id": data[cpr_field], "name": name}
+    else:
+        recipient = {"id_type": "NONE", "id": "", "name": name}
+    address = {
+        "address": data.get(party.address or "applicant_address"),
+        "postcode": data.get(party.postcode or "applicant_postcode"),
+        "city": data.get(party.city or "applicant_city"),
+    }
+    if all(address.values()):
+        recipient.update({key: str(value) for key, value in address.items()})
+    return recipient
 
 
 def field_context(process: CompiledProcess, name: str, stored: Any) -> Any:

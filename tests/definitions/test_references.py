@@ -1044,3 +1044,18 @@ def test_locked_approval_replaced_without_eyes(load_process: LoadProcess) -> Non
     assert "the replacement has no 'eyes', and the step has 4 eyes" in problem.text.en
     assert "None" not in problem.text.en
     assert "erstatningen har ingen 'eyes', og trinnet har 4 øjne" in problem.text.da
+
+
+def test_party_address_fields_are_checked(root: Path, load_process: LoadProcess) -> None:
+    edit_skeleton(
+        root,
+        "intake_roles: [applicant, caseworker]",
+        "intake_roles: [applicant, caseworker]\nparty:\n  postcode: applicant_city\n  city: applicant_town",
+    )
+
+    loaded = load_process(HEADER)
+
+    assert sorted(problem.code for problem in loaded.problems) == ["SF306", "SF316"]
+    messages = " ".join(problem.format("en") for problem in loaded.problems)
+    assert "'party.postcode' must name a field of type postcode" in messages
+    assert "applicant_town" in messages
