@@ -37,6 +37,7 @@ from engine.runtime.hearings import (
     file_reply,
     open_hearing,
     parse_form_reply,
+    record_reply,
     reply_request,
     submit_reply,
 )
@@ -99,6 +100,17 @@ class ReplyRequest(BaseModel):
     attachments: list[AttachmentBody] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
 
 
+class RecordedReplyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    party: str = Field(
+        max_length=200, description="The CVR or CPR number, or the name, of a party that has not replied."
+    )
+    text: str = Field(description="The reply, or a summary of a reply on paper that is attached.")
+    attachments: list[AttachmentBody] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
+    version: StrictInt | None = Field(default=None, ge=1, description="The case version the client last saw.")
+
+
 def _dispatch(service: Sagsflow) -> None:
     service.dispatch_outbox()
 
@@ -123,6 +135,30 @@ def open_hearing_route(
         open_hearing(command, step_id, parties, body.merged)
 
     view = service.run_command(actor, case_ref, expected, language, "open_hearing", work)
+    tasks.add_task(_dispatch, service)
+    return with_etag(response, view)
+
+
+@router.post("/cases/{case_ref}/steps/{step_id}/hearing/replies", tags=["hearings"])
+def record_reply_route(
+    case_ref: str,
+    step_id: str,
+    body: RecordedReplyRequest,
+    service: ServiceDep,
+    actor: ActorDep,
+    language: LanguageDep,
+    response: Response,
+    tasks: BackgroundTasks,
+    if_match: Annotated[str | None, Header()] = None,
+) -> dict[str, Any]:
+    """Record a party's reply that arrived by post or e-mail; the party's reply link stops working."""
+    expected = expected_version(body.version, if_match)
+    attachments = [attachment.model_dump() for attachment in body.attachments]
+
+    def work(command: CaseCommand) -> None:
+        record_reply(command, step_id, body.party, body.text, attachments)
+
+    view = service.run_command(actor, case_ref, expected, language, "record_hearing_reply", work)
     tasks.add_task(_dispatch, service)
     return with_etag(response, view)
 

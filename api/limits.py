@@ -26,7 +26,7 @@ UPLOAD_PATH = re.compile(r"/cases/[^/]+/documents/?$")
 # Base64 makes the attachments a third larger; the reply's text and the JSON around it get MAX_BODY_BYTES.
 MAX_REPLY_BODY_BYTES = MAX_REPLY_ATTACHMENT_BYTES * 4 // 3 + MAX_BODY_BYTES
 # The JSON reply and the reply page's form (multipart, so its files take less room than in base64).
-REPLY_PATH = re.compile(r"^/hearing-replies/[^/]+(?:/form)?/?$")
+REPLY_PATH = re.compile(r"^/hearing-replies/[^/]+(?:/form)?/?$|^/cases/[^/]+/steps/[^/]+/hearing/replies/?$")
 
 
 class BodyTooLarge(Exception):

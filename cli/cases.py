@@ -26,7 +26,9 @@ read; 2 for a malformed option value (inline JSON, --party, --merge) or an inter
 
 from __future__ import annotations
 
+import base64
 import json
+import mimetypes
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -46,7 +48,7 @@ from cli.common import (
 )
 from engine.records import CaseRecords
 from engine.runtime.commands import CaseCommand
-from engine.runtime.hearings import open_hearing
+from engine.runtime.hearings import open_hearing, record_reply
 
 chat_app = typer.Typer(help="Chat mellem sagens medarbejdere / chat between the case's staff.", no_args_is_help=True)
 
@@ -92,6 +94,7 @@ def register(app: typer.Typer) -> None:
     case_app.command("complete")(case_complete)
     case_app.command("approve")(case_approve)
     case_app.command("hearing")(case_hearing)
+    case_app.command("reply")(case_reply)
     case_app.command("letters")(case_letters)
     app.add_typer(chat_app, name="chat")
     app.command("processes")(processes)
@@ -472,6 +475,58 @@ def case_hearing(
         say(
             f"{view['journal_number']}: høringen på trinnet '{step}' er åbnet af {actor.name}.{due}",
             f"{view['journal_number']}: the hearing of the step '{step}' was opened by {actor.name}.{due}",
+        ),
+        as_json,
+    )
+    _deliver_letters(service, as_json)
+
+
+def case_reply(
+    case: CaseArgument,
+    step: StepArgument,
+    as_user: ActingUserOption,
+    party: Annotated[
+        str,
+        typer.Option(
+            "--party",
+            help="CVR- eller CPR-nummer eller navn på parten, der svarer / the CVR or CPR number or name of the party.",
+        ),
+    ],
+    text: Annotated[str, typer.Option("--text", help="Svaret eller et resumé af det / the reply or a summary.")],
+    file: Annotated[
+        list[Path] | None,
+        typer.Option("--file", help="Bilag, fx det skannede brev; kan gentages / an attachment; repeatable."),
+    ] = None,
+    version: VersionOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Registrér et høringssvar, der kom med post eller e-mail / record a hearing reply received by post or e-mail."""
+    attachments = []
+    for path in file or []:
+        if not path.is_file():
+            raise fail(f"{path} findes ikke eller er ikke en fil.", f"{path} does not exist or is not a file.")
+        attachments.append(
+            {
+                "filename": path.name,
+                "content_type": mimetypes.guess_type(path.name)[0] or "application/octet-stream",
+                "content_base64": base64.b64encode(path.read_bytes()).decode("ascii"),
+            }
+        )
+
+    def work(command: CaseCommand) -> None:
+        record_reply(command, step, party, text, attachments)
+
+    with reported_errors():
+        service = open_service()
+        actor = acting_user(service, as_user)
+        view = service.run_command(actor, case, version, state.language, "record_hearing_reply", work)
+    row = _step_row(view, step)
+    status = f" {say('Trinnet er nu', 'The step is now')} {row['status']}." if row else ""
+    _print_case(
+        view,
+        say(
+            f"{view['journal_number']}: høringssvaret fra '{party}' er registreret af {actor.name}.{status}",
+            f"{view['journal_number']}: the hearing reply from '{party}' was recorded by {actor.name}.{status}",
         ),
         as_json,
     )

@@ -406,6 +406,32 @@ def test_hearing_opened_with_party_and_merged_text(environment: dict[str, str], 
     assert "Har museet bemærkninger til indførslen?" in hearing_letter["text"]
     assert (tmp_path / "post" / f"letter_{case}_{hearing_letter['number']}.json").is_file()
 
+    scan = tmp_path / "svar.pdf"
+    scan.write_bytes(b"%PDF-1.4\n%%EOF\n")
+    recorded = invoke(
+        environment,
+        "case",
+        "reply",
+        case,
+        "consultation",
+        "--as",
+        "karen",
+        "--party",
+        "29979812",
+        "--text",
+        "Ingen bemærkninger, se brevet.",
+        "--file",
+        str(scan),
+    )
+    unknown_party = invoke(
+        environment, "case", "reply", case, "consultation", "--as", "karen", "--party", "Ukendt", "--text", "Svar."
+    )
+
+    assert recorded[0] == 0, recorded[1]
+    assert f"{case}: høringssvaret fra '29979812' er registreret af karen." in recorded[1]
+    assert unknown_party[0] == 1
+    assert "Foreningen Dyr, Natur og Miljø (CVR 25798376)" in unknown_party[1]
+
 
 def test_party_hearing_hears_case_party(environment: dict[str, str]) -> None:
     case = submit(environment)

@@ -1102,3 +1102,40 @@ def test_reply_while_database_is_locked_is_busy(
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "busy"
     assert snapshot(database, case["id"]) == before
+
+
+def record(client: TestClient, token: str, case: dict[str, Any], body: dict[str, Any]) -> Any:
+    return client.post(f"/cases/{case['id']}/steps/consultation/hearing/replies", json=body, headers=auth(token))
+
+
+def test_reply_by_post_is_recorded_by_caseworker(
+    client: TestClient, tokens: Tokens, post: MemoryDigitalPost, database: Database
+) -> None:
+    case = opened(client, tokens, consultation_case(client, tokens))
+    links = reply_tokens(post, case)
+    before = snapshot(database, case["id"])
+    scanned = attachment("brev.pdf", "application/pdf", PDF_BYTES)
+
+    by_approver = record(client, tokens.approver, case, {"party": "29979812", "text": "Svar pr. brev."})
+    unknown = record(client, tokens.caseworker, case, {"party": "Ukendt Forening", "text": "Svar."})
+    assert snapshot(database, case["id"]) == before
+    museum = record(
+        client, tokens.caseworker, case, {"party": "29979812", "text": "Svar pr. brev.", "attachments": [scanned]}
+    )
+    again = record(client, tokens.caseworker, case, {"party": "29979812", "text": "Igen."})
+    link_after = client.post(f"/hearing-replies/{links['29979812']}", json={"text": "Også via linket."})
+    person = record(client, tokens.caseworker, case, {"party": "jens hansen", "text": "Ingen bemærkninger."})
+
+    assert by_approver.status_code == 403
+    assert unknown.status_code == 422
+    assert "Statens Naturhistoriske Museum (CVR 29979812)" in unknown.json()["error"]["errors"][0]["hint"]
+    assert museum.status_code == 200, museum.json()
+    replies = [row for row in museum.json()["checklist"] if row["kind"] == "hearing_reply"]
+    assert [(row["label"], row["party"], len(row["documents"])) for row in replies] == [
+        ("Høringssvar", "Statens Naturhistoriske Museum", 2)
+    ]
+    assert again.status_code == 422, "the museum has replied and is no longer waiting"
+    assert link_after.status_code == 409, "the party's link is used up once its reply is recorded"
+    assert person.status_code == 200, person.json()
+    assert step(person.json(), "consultation")["outcome"] == "answered"
+    assert person.json()["phase"]["id"] == "draft"

@@ -40,7 +40,7 @@ from engine.definitions.fields import (
     check_text,
 )
 from engine.definitions.model import HEARING_KINDS, FieldDef, Label
-from engine.errors import BadRequest, CaseError, Conflict, FieldErrors, InvalidInput, NotFound
+from engine.errors import BadRequest, CaseError, Conflict, FieldError, FieldErrors, InvalidInput, NotFound
 from engine.i18n import Language, Text
 from engine.records import MAX_UPLOAD_BYTES, resolve_file_type, sanitise_filename, upload_limit_text
 from engine.runtime.catalog import ProcessCatalog
@@ -51,6 +51,7 @@ from engine.runtime.services import Services
 from engine.storage.database import Database, lock_errors_as_conflicts
 from engine.storage.tables import (
     Case,
+    CaseStep,
     Document,
     DocumentKind,
     DocumentStatus,
@@ -751,47 +752,130 @@ def file_reply(
             # The phase went on without the hearing (an optional step), so the hearing is over.
             raise _expired_link(now)
 
-        documents = _add_reply_documents(command, case, party, text, attachments)
-        command.session.flush()
-        party.used_at = now
-        party.reply_document_id = documents[0].id
-        number = 1 + sum(1 for step in command.steps if step.kind == REPLY_KIND)
-        numbers = [document.number for document in documents]
-        reply_row = command.add_done_row(
-            row,
-            f"hearing_reply_{number}",
-            REPLY_KIND,
-            "received",
-            {"label": REPLY_LABEL, "hearing_step": row.step_id, "party": party.name, "documents": numbers},
-        )
-        for document in documents:
-            document.step = reply_row
-        replies = int(row.data.get("replies", 0)) + 1
-        row.data = {**row.data, "replies": replies}
-        command.changes["hearing"] = {"reply": row.step_id, "party": party.name, "documents": numbers}
-
-        remaining = session.scalar(
-            select(HearingParty.id).where(
-                HearingParty.hearing_id == hearing.id, HearingParty.used_at.is_(None), HearingParty.id != party.id
-            )
-        )
-        if remaining is None:
-            hearing.status = HearingStatus.CLOSED
-            hearing.closed_at = now
-            command.finish_waiting(row, "answered")
+        numbers = _file_party_reply(command, hearing, row, party, text, attachments)
         command.finish()
-        logger.info(
-            "Hearing %s of case %s: reply %d filed as documents %s",
-            hearing.id,
-            case.journal_number,
-            replies,
-            numbers,
-        )
+        logger.info("Hearing %s of case %s: reply filed as documents %s", hearing.id, case.journal_number, numbers)
         return {
             "journal_number": case.journal_number,
             "received_at": now.isoformat(),
-            "documents": len(documents),
+            "documents": len(numbers),
         }
+
+
+def _file_party_reply(
+    command: CaseCommand,
+    hearing: Hearing,
+    row: CaseStep,
+    party: HearingParty,
+    text: str,
+    attachments: list[Attachment],
+) -> list[int]:
+    """File one party's reply as a "Høringssvar" row with its documents; close the hearing after the last party.
+
+    Returns the numbers of the filed documents. The caller has locked the case and checked
+    that the hearing step waits and the party has not replied.
+    """
+    session = command.session
+    documents = _add_reply_documents(command, command.case, party, text, attachments)
+    session.flush()
+    party.used_at = command.now
+    party.reply_document_id = documents[0].id
+    number = 1 + sum(1 for step in command.steps if step.kind == REPLY_KIND)
+    numbers = [document.number for document in documents]
+    reply_row = command.add_done_row(
+        row,
+        f"hearing_reply_{number}",
+        REPLY_KIND,
+        "received",
+        {"label": REPLY_LABEL, "hearing_step": row.step_id, "party": party.name, "documents": numbers},
+    )
+    for document in documents:
+        document.step = reply_row
+    row.data = {**row.data, "replies": int(row.data.get("replies", 0)) + 1}
+    command.changes["hearing"] = {"reply": row.step_id, "party": party.name, "documents": numbers}
+
+    remaining = session.scalar(
+        select(HearingParty.id).where(
+            HearingParty.hearing_id == hearing.id, HearingParty.used_at.is_(None), HearingParty.id != party.id
+        )
+    )
+    if remaining is None:
+        hearing.status = HearingStatus.CLOSED
+        hearing.closed_at = command.now
+        command.finish_waiting(row, "answered")
+    return numbers
+
+
+def record_reply(command: CaseCommand, step_id: str, party_ref: Any, raw_text: Any, raw_attachments: Any) -> list[int]:
+    """File a reply that reached the authority another way, by post or e-mail, for a party that has not replied.
+
+    A user with the hearing step's role records it; `party_ref` is the party's CVR or CPR
+    number or its name. The party's reply link stops working, as if the party had used it.
+    Returns the numbers of the filed documents.
+    """
+    text, attachments = parse_reply(raw_text, raw_attachments)
+    found = command.process.step(step_id)
+    rows = [row for row in command.current_rows() if row.step_id == step_id]
+    if found is None or found[1].definition.kind not in HEARING_KINDS or not rows:
+        raise NotFound(
+            Text(
+                f"Sagen har ingen høring i trinnet '{step_id}' i den nuværende fase.",
+                f"The case has no hearing in the step '{step_id}' in its current phase.",
+            ),
+            code="unknown_hearing",
+            field="step",
+        )
+    command.require_role(found[1].definition.role)
+    row = rows[-1]
+    hearing = command.session.scalars(
+        select(Hearing).where(Hearing.step_instance_id == row.id, Hearing.status == HearingStatus.OPEN)
+    ).one_or_none()
+    if hearing is None or row.status != StepStatus.WAITING:
+        raise Conflict(
+            Text(
+                f"Høringen i trinnet '{step_id}' er ikke åben; der kan ikke registreres svar.",
+                f"The hearing in the step '{step_id}' is not open; no reply can be recorded.",
+            ),
+            code="hearing_not_open",
+            field="step",
+            hint=Text(
+                "Åbn høringen først, eller læg et sent svar på sagen som dokument.",
+                "Open the hearing first, or file a late reply on the case as a document.",
+            ),
+        )
+    waiting = list(
+        command.session.scalars(
+            select(HearingParty)
+            .where(HearingParty.hearing_id == hearing.id, HearingParty.used_at.is_(None))
+            .order_by(HearingParty.id)
+        )
+    )
+    reference = str(party_ref or "").strip()
+    matches = [
+        party
+        for party in waiting
+        if (party.party_id and party.party_id.replace("-", "") == reference.replace("-", ""))
+        or party.name.casefold() == reference.casefold()
+    ]
+    if len(matches) != 1:
+        listed = ", ".join(f"{party.name} ({party.id_type} {party.party_id})".replace(" )", ")") for party in waiting)
+        raise InvalidInput(
+            [
+                FieldError(
+                    "party",
+                    "unknown_party" if not matches else "ambiguous_party",
+                    Text(
+                        f"'{reference}' er ikke netop én af de parter, der mangler at svare.",
+                        f"'{reference}' is not exactly one of the parties that have not replied.",
+                    ),
+                    Text(
+                        f"Angiv CVR- eller CPR-nummer eller navn på en af: {listed or 'ingen'}.",
+                        f"Give the CVR or CPR number or the name of one of: {listed or 'none'}.",
+                    ),
+                )
+            ]
+        )
+    return _file_party_reply(command, hearing, row, matches[0], text, attachments)
 
 
 def _add_reply_documents(
