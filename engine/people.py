@@ -265,7 +265,7 @@ def keep_an_administrator(session: Session, changed: User, actor: Actor) -> None
     """Raise Conflict when a change to an administrator, made over the API, leaves no active administrator.
 
     The CLI's operator is an administrator without a user record, so the CLI may remove
-    the last one; over HTTP, that would lock everyone out of user administration.
+    the last one. Over HTTP, that would lock everyone out of user administration.
     """
     if actor.name.startswith("cli:") or (changed.active and "admin" in changed.roles):
         return

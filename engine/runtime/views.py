@@ -194,8 +194,8 @@ def case_view(
 def addressed_to(recipient: Mapping[str, Any] | None, party: Mapping[str, str]) -> bool:
     """Tell whether a letter's recipient is the case's party.
 
-    Hearing letters go to other parties too, and their addresses and CPR numbers are none
-    of the applicant's business. A letter filed without a recipient went to the party.
+    Hearing letters go to other parties too, and the applicant must not see their
+    addresses and CPR numbers. A letter filed without a recipient went to the party.
     """
     if recipient is None:
         return True
