@@ -77,7 +77,7 @@ class OpenHearingRequest(BaseModel):
     parties: list[HearingPartyBody] = Field(
         default_factory=list,
         max_length=MAX_PARTIES,
-        description="The parties to hear; a party hearing without parties hears the case's own party.",
+        description="The parties to hear; a party hearing always hears the case's own party as well.",
     )
     merged: dict[str, str] = Field(
         default_factory=dict, description="Texts for the letter's merge fields, available as hearing.merged."

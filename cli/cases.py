@@ -441,10 +441,10 @@ def case_hearing(
             "--party",
             help="Part, der høres: NAVN,CVR,NUMMER eller NAVN,CPR,NUMMER[,E-MAIL], evt. med postadresse efter "
             "semikolon: ;ADRESSE, POSTNUMMER BY. En part uden nummer: NAVN,NONE;ADRESSE, POSTNUMMER BY (brevet sendes "
-            "med almindelig post). Kan gentages; uden --party høres sagens egen part ved partshøring / a party to "
+            "med almindelig post). Kan gentages; en partshøring hører altid også sagens egen part / a party to "
             "hear: NAME,CVR|CPR,NUMBER[,EMAIL], optionally followed by a postal address after a semicolon: ;ADDRESS, "
             "POSTCODE CITY. A party without a number: NAME,NONE;ADDRESS, POSTCODE CITY (the letter goes by physical "
-            "mail). Repeatable.",
+            "mail). Repeatable; a party hearing always hears the case's own party as well.",
         ),
     ] = None,
     merge: Annotated[

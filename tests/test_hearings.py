@@ -298,7 +298,14 @@ def test_party_hearing_hears_case_party(client: TestClient, tokens: Tokens, post
     letter = client.get(f"/cases/{case['id']}/letters", headers=auth(tokens.caseworker)).json()[-1]
     assert letter["letter"] == "party_hearing"
     assert letter["title"] == "Partshøring"
-    assert letter["recipient"] == {"id_type": "CVR", "id": "90131443", "name": "Kragelund Terrarieimport ApS"}
+    assert letter["recipient"] == {
+        "id_type": "CVR",
+        "id": "90131443",
+        "name": "Kragelund Terrarieimport ApS",
+        "address": "Funder Bygade 14",
+        "postcode": "8600",
+        "city": "Silkeborg",
+    }
     assert "Funder Bygade 14" in letter["text"]
     assert REFUSAL["decision_text"] in letter["text"]
     assert REFUSAL["statement_of_reasons"] in letter["text"]
@@ -1139,3 +1146,14 @@ def test_reply_by_post_is_recorded_by_caseworker(
     assert person.status_code == 200, person.json()
     assert step(person.json(), "consultation")["outcome"] == "answered"
     assert person.json()["phase"]["id"] == "draft"
+
+
+def test_party_hearing_always_hears_case_party(client: TestClient, tokens: Tokens, post: MemoryDigitalPost) -> None:
+    case = party_hearing_case(client, tokens)
+
+    case = opened(client, tokens, case, step_id="party_hearing", body={"parties": [PERSON], "version": case["version"]})
+
+    assert sorted(reply_tokens(post, case)) == ["150372-1234", "90131443"], "the applicant is heard, too"
+    applicant_letters = client.get(f"/cases/{case['id']}/letters", headers=auth(tokens.applicant)).json()
+    assert [letter["title"] for letter in applicant_letters][-1] == "Partshøring"
+    assert PERSON["id"] not in str(applicant_letters)

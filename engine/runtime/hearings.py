@@ -363,17 +363,60 @@ def parse_merged(raw: Any, services: Services, errors: FieldErrors) -> dict[str,
 
 
 def _case_party(command: CaseCommand) -> PartyInput | None:
-    """The case's own party (the applicant or the inspected party), or None without CVR or CPR."""
+    """Return the case's own party (the applicant or the inspected party), or None when a letter cannot reach it.
+
+    A letter reaches a party with a CVR or CPR number by digital post, and one without a
+    number by physical mail when the case holds its postal address.
+    """
     recipient = recipient_of(command.case, command.process)
-    if recipient["id_type"] == "NONE" or not recipient["name"]:
+    if not recipient["name"] or (recipient["id_type"] == NO_NUMBER and "address" not in recipient):
         return None
-    return PartyInput(name=recipient["name"], id_type=recipient["id_type"], id=recipient["id"])
+    return PartyInput(
+        name=recipient["name"],
+        id_type=recipient["id_type"],
+        id=recipient["id"],
+        address=recipient.get("address"),
+        postcode=recipient.get("postcode"),
+        city=recipient.get("city"),
+    )
+
+
+def _same_party(first: PartyInput, second: PartyInput) -> bool:
+    if first.id_type != NO_NUMBER or second.id_type != NO_NUMBER:
+        return first.id_type == second.id_type and first.id.replace("-", "") == second.id.replace("-", "")
+    return first.name.casefold() == second.name.casefold() and first.address == second.address
+
+
+def _with_case_party(command: CaseCommand, given: list[PartyInput], errors: FieldErrors) -> list[PartyInput]:
+    """Return the parties of a party hearing: the case's own party first, then any others given.
+
+    Forvaltningsloven § 19 gives the party of the case the right to be heard, so a party
+    hearing always includes it; other parties may be heard beside it.
+    """
+    own = _case_party(command)
+    if own is None:
+        errors.add(
+            "parties",
+            "party_unreachable",
+            Text(
+                "Sagens part har hverken CVR- eller CPR-nummer eller en postadresse på sagen, så partshøringen "
+                "kan ikke nå parten.",
+                "The case's party has neither a CVR nor a CPR number nor a postal address on the case, so the "
+                "party hearing cannot reach it.",
+            ),
+            Text(
+                "Ret partens nummer eller adresse på sagen, og åbn partshøringen igen.",
+                "Correct the party's number or address on the case, and open the party hearing again.",
+            ),
+        )
+        return given
+    return [own, *(party for party in given if not _same_party(party, own))]
 
 
 def open_hearing(command: CaseCommand, step_id: str, raw_parties: Any, raw_merged: Any) -> Hearing:
     """Open the hearing of an active hearing step: one letter with a reply link per party.
 
-    For a party hearing without parties in the request, the case's own party is heard.
+    A party hearing always hears the case's own party, and any other parties given beside it.
     """
     row, step = command.active_step(step_id)
     definition = step.definition
@@ -389,18 +432,9 @@ def open_hearing(command: CaseCommand, step_id: str, raw_parties: Any, raw_merge
     command.require_role(definition.role)
 
     errors = FieldErrors()
-    if definition.kind == "party_hearing" and not raw_parties:
-        own = _case_party(command)
-        if own is None:
-            errors.add(
-                "parties",
-                "required",
-                Text(
-                    "Sagens part har hverken CVR- eller CPR-nummer; angiv parten med nummer.",
-                    "The case's party has neither a CVR nor a CPR number; give the party with a number.",
-                ),
-            )
-        parties = [own] if own is not None else []
+    if definition.kind == "party_hearing":
+        given = parse_parties(raw_parties, command.services, errors) if raw_parties else []
+        parties = _with_case_party(command, given, errors)
     else:
         parties = parse_parties(raw_parties, command.services, errors)
     merged = parse_merged(raw_merged, command.services, errors)
