@@ -14,9 +14,10 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, BackgroundTasks, File, Form, Header, Query, Request, Response, UploadFile
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
@@ -199,6 +200,12 @@ def submit_reply_route(token: str, body: ReplyRequest, service: ServiceDep, task
     # The last reply closes the hearing, and the phase the case enters may send letters.
     tasks.add_task(_dispatch, service)
     return filed
+
+
+@router.get("/hearing-replies/{token}/form", include_in_schema=False)
+def reply_form_address(token: str) -> RedirectResponse:
+    """Send a browser that reopens the form's address (a bookmark, a reload) to the reply page."""
+    return RedirectResponse(f"/hearing-replies/{quote(token, safe='')}", status_code=303)
 
 
 # The form has a path of its own, so that the JSON route keeps its pydantic body and its

@@ -17,7 +17,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -209,8 +209,10 @@ def add_user(
     cleaned_roles = validate_identity(name, roles)
     check_known_roles(cleaned_roles, known_roles)
     cleaned_teams = validate_teams(teams)
-    if find_user(session, name) is not None:
-        raise _user_exists(name)
+    # Names that differ only in case would let one person act as two, for example past four eyes.
+    taken = session.scalars(select(User.name).where(func.lower(User.name) == name.lower())).first()
+    if taken is not None:
+        raise _user_exists(taken)
     user = User(
         name=name,
         display_name=_display_name(display_name),
@@ -234,7 +236,12 @@ def _user_exists(name: str) -> Conflict:
         Text(f"Brugeren '{name}' findes allerede.", f"The user '{name}' already exists."),
         code="user_exists",
         field="user",
-        hint=Text("Ret brugeren med 'sagsflow user update'.", "Change the user with 'sagsflow user update'."),
+        hint=Text(
+            "Brugernavne skelner ikke mellem store og små bogstaver. Ret brugeren med PATCH /users/{navn} "
+            "eller 'sagsflow user update'.",
+            "User names do not distinguish upper and lower case. Change the user with PATCH /users/{name} "
+            "or 'sagsflow user update'.",
+        ),
     )
 
 

@@ -678,9 +678,15 @@ class Sagsflow:
                     ),
                     code="unknown_document",
                     field="number",
+                    # An applicant is not told how many documents the case has; some are internal.
                     hint=Text(
                         f"Sagen har dokument 1 til {case.document_count}.",
                         f"The case has documents 1 to {case.document_count}.",
+                    )
+                    if actor.is_staff
+                    else Text(
+                        "Sagen viser de dokumenter, du kan se.",
+                        "The case lists the documents that you can see.",
                     ),
                 )
             return document_view(document)

@@ -525,3 +525,10 @@ def test_same_party_without_number_twice(client: TestClient, tokens: Tokens) -> 
 )
 def test_cli_party_option(option: str, expected: dict[str, str]) -> None:
     assert _party(option) == expected
+
+
+def test_form_address_redirects_to_reply_page(client: TestClient) -> None:
+    response = client.get("/hearing-replies/abc_DEF-123456789012345678/form", follow_redirects=False)
+
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/hearing-replies/abc_DEF-123456789012345678"

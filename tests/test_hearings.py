@@ -1157,3 +1157,23 @@ def test_party_hearing_always_hears_case_party(client: TestClient, tokens: Token
     applicant_letters = client.get(f"/cases/{case['id']}/letters", headers=auth(tokens.applicant)).json()
     assert [letter["title"] for letter in applicant_letters][-1] == "Partshøring"
     assert PERSON["id"] not in str(applicant_letters)
+
+
+def test_exempt_party_without_address_is_refused(
+    client: TestClient, tokens: Tokens, post: MemoryDigitalPost, database: Database
+) -> None:
+    case = consultation_case(client, tokens)
+    post.exempt.add("1503721234")
+    before = snapshot(database, case["id"])
+    with_address = {**PERSON, "address": "Vestergade 3", "postcode": "8000", "city": "Aarhus C"}
+
+    refused = open_hearing(client, tokens.caseworker, case, body={"parties": [MUSEUM, PERSON]})
+    unchanged = snapshot(database, case["id"])
+    accepted = open_hearing(client, tokens.caseworker, case, body={"parties": [MUSEUM, with_address]})
+
+    assert refused.status_code == 422
+    entry = refused.json()["error"]["errors"][0]
+    assert entry["code"] == "address_required"
+    assert "Jens Hansen (CPR 150372-1234) er fritaget for digital post" in entry["message"]
+    assert unchanged == before
+    assert accepted.status_code == 200, accepted.json()

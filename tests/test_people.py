@@ -557,3 +557,11 @@ def test_last_administrator_cannot_be_removed_over_http(
 def without_state(changes: dict[str, Any]) -> dict[str, Any]:
     """Return an event's changes without the case-state hash that every event records."""
     return {key: value for key, value in changes.items() if key != STATE_KEY}
+
+
+def test_user_names_differing_in_case_are_one_name(office: Sagsflow) -> None:
+    with pytest.raises(Conflict) as taken:
+        office.add_user(ADMIN, "Vera", ["approver"], ["vildt"])
+
+    assert taken.value.code == "user_exists"
+    assert "'vera' already exists" in taken.value.message("en")

@@ -114,6 +114,10 @@ class DigitalPost(Protocol):
         """Deliver the message and return the receipt id; repeat calls with one id deliver once."""
         ...
 
+    def is_exempt(self, id_type: str, number: str) -> bool:
+        """Tell whether a CVR or CPR number is exempt from digital post, so its letters go by physical mail."""
+        ...
+
 
 class MailboxDigitalPost:
     """Fake digital post that writes each message as a JSON file into a folder (the "mailbox").
@@ -132,6 +136,9 @@ class MailboxDigitalPost:
             return frozenset()
         lines = self.exempt_file.read_text(encoding="utf-8").splitlines()
         return frozenset(normalise_id(line) for line in lines if line.strip() and not line.lstrip().startswith("#"))
+
+    def is_exempt(self, id_type: str, number: str) -> bool:
+        return normalise_id(number) in self.exempt()
 
     def send(self, message: PostMessage) -> str:
         _check_reachable(message.recipient, self.exempt())
@@ -162,6 +169,9 @@ class MemoryDigitalPost:
         self.failures_left = 0
         self.exempt = {normalise_id(number) for number in exempt}
         self._lock = threading.Lock()
+
+    def is_exempt(self, id_type: str, number: str) -> bool:
+        return normalise_id(number) in self.exempt
 
     def send(self, message: PostMessage) -> str:
         with self._lock:

@@ -437,6 +437,23 @@ def open_hearing(command: CaseCommand, step_id: str, raw_parties: Any, raw_merge
         parties = _with_case_party(command, given, errors)
     else:
         parties = parse_parties(raw_parties, command.services, errors)
+    for party in parties:
+        exempt = party.id_type != NO_NUMBER and command.services.digital_post.is_exempt(party.id_type, party.id)
+        if exempt and party.address is None:
+            errors.add(
+                "parties",
+                "address_required",
+                Text(
+                    f"{party.name} ({party.describe()}) er fritaget for digital post, så brevet skal sendes med "
+                    "almindelig post, men der er ingen postadresse.",
+                    f"{party.name} ({party.describe()}) is exempt from digital post, so the letter must go by "
+                    "physical mail, but there is no postal address.",
+                ),
+                Text(
+                    "Angiv partens address, postcode og city.",
+                    "Give the party's address, postcode and city.",
+                ),
+            )
     merged = parse_merged(raw_merged, command.services, errors)
     errors.raise_if_any()
 
