@@ -30,7 +30,7 @@ from engine.auth import Actor, Scope
 from engine.definitions.fields import FieldValueError, check_text
 from engine.errors import CaseError, Conflict, FieldError, Forbidden, InvalidInput, NotFound
 from engine.i18n import DEFAULT_LANGUAGE, Language, Text
-from engine.runtime.audit import ChainReport, verify_chain
+from engine.runtime.audit import ChainReport, case_missing, missing_cases, verify_chain
 from engine.runtime.commands import CaseCommand
 from engine.runtime.letters import recipient_of
 from engine.runtime.views import shown_to_applicant
@@ -647,7 +647,8 @@ class CaseRecords:
         """Verify the audit trail of one case, or, when `case_ref` is None, of every case the actor may see.
 
         `verify_chain` checks each case's hash chain, its head on the case row, the case row
-        and the case's documents.
+        and the case's documents. For a user who sees every team, verifying every case also
+        reports the journal numbers whose case has been deleted.
         """
         _require_staff(actor, Text("revisionssporet", "the audit trail"))
         with self.service.database.read() as session:
@@ -655,11 +656,18 @@ class CaseRecords:
                 case = self.service.load_case(session, actor, case_ref)
                 return [CaseVerification(case.journal_number, verify_chain(session, case.id))]
             cases = list(session.scalars(select(Case).order_by(Case.id)))
-            return [
+            results = [
                 CaseVerification(case.journal_number, verify_chain(session, case.id))
                 for case in cases
                 if self.service.may_see(actor, case)
             ]
+            # Only a user who sees every team's cases can tell a deleted case from a hidden one.
+            if self.service.access.sees_every_team(actor):
+                results.extend(
+                    CaseVerification(number, ChainReport(case_id=0, events=0, problem=case_missing(number)))
+                    for number in missing_cases(session)
+                )
+            return results
 
 
 def _readable_by(actor: Actor) -> ColumnElement[bool]:

@@ -853,3 +853,35 @@ def test_cli_audit_show(cli_service: Sagsflow) -> None:
     assert code == 0, output
     assert "upload_document" in output
     assert output.rstrip().endswith("Hashkæde: OK")
+
+
+def test_cli_verify_reports_deleted_case(cli_service: Sagsflow) -> None:
+    first = submit(cli_service)
+    deleted = submit(cli_service, variant=2)
+    # The case's events, steps, documents and letters go with it through ON DELETE CASCADE.
+    execute(cli_service, "DELETE FROM cases WHERE id = :case", case=deleted["id"])
+
+    code, output = invoke("audit", "verify")
+
+    assert code == 1, output
+    assert f"{first['journal_number']}: OK" in output
+    assert f"Sagen {deleted['journal_number']} mangler" in output
+
+
+@pytest.mark.parametrize(
+    ("statement", "what"),
+    [
+        ("UPDATE cases SET created_by = 'lindholt' WHERE id = :case", "case"),
+        ("UPDATE documents SET kind = 'application' WHERE case_id = :case AND number = 2", "document"),
+        ("UPDATE documents SET recipient = NULL WHERE case_id = :case AND number = 2", "document"),
+    ],
+)
+def test_visibility_columns_are_covered(service: Sagsflow, statement: str, what: str) -> None:
+    case = submit(service)
+    execute(service, statement, case=case["id"])
+
+    with service.database.read() as session:
+        report = verify_chain(session, case["id"])
+
+    assert report.problem is not None
+    assert report.problem.kind == {"case": "case_changed", "document": "document_altered"}[what]

@@ -29,15 +29,27 @@ from sqlalchemy import Row, select
 from sqlalchemy.orm import Session, undefer
 
 from engine.i18n import Language, Text
-from engine.storage.tables import Case, CaseEvent, Document
+from engine.runtime.journal import format_journal_number
+from engine.storage.tables import Case, CaseEvent, Document, JournalCounter
 
 GENESIS_HASH = "0" * 64
 # The key in an event's `changes` that contains the SHA-256 of the case row's state after the event.
 STATE_KEY = "state_sha256"
 # The case columns whose values make up that state. Each changes only in a transaction that
-# appends an event. NOTE: `updated_at`, `escalated_at` and the journal number are
-# not covered, so changing them behind the engine's back is not detected.
-STATE_COLUMNS = ("process_version_id", "phase", "status", "title", "team", "assignee", "data")
+# appends an event. NOTE: `updated_at` and `escalated_at` are not covered, so changing them
+# behind the engine's back is not detected.
+STATE_COLUMNS = (
+    "journal_number",
+    "language",
+    "created_by",
+    "process_version_id",
+    "phase",
+    "status",
+    "title",
+    "team",
+    "assignee",
+    "data",
+)
 # Documents read at a time during verification; an upload may be 10 MB.
 DOCUMENTS_PER_FETCH = 4
 EVENTS_PER_FETCH = 500
@@ -73,6 +85,21 @@ def state_hash(case: Case | Row[Any]) -> str:
 def document_hash(content: bytes | None, body_text: str) -> str:
     """Compute a document's SHA-256 as its `sha256` column stores it: of an upload's bytes, else of its UTF-8 text."""
     return hashlib.sha256(content if content is not None else body_text.encode("utf-8")).hexdigest()
+
+
+def document_meta_hash(document: Document | Row[Any]) -> str:
+    """Compute the SHA-256 of the document columns that decide who may see it and what it is.
+
+    `status` and `sent_at` are left out because the outbox changes them after filing.
+    """
+    meta = {
+        "kind": document.kind,
+        "title": document.title,
+        "letter_id": document.letter_id,
+        "created_by": document.created_by,
+        "recipient": document.recipient,
+    }
+    return hashlib.sha256(_canonical_json(meta)).hexdigest()
 
 
 def _text_hash(text: str) -> str:
@@ -143,6 +170,7 @@ def record_document_hashes(session: Session, case_id: int, entries: list[dict[st
         if found is None:  # pragma: no cover - add_document adds the document it records
             raise LookupError(f"document {number} of case {case_id} is recorded in the event but not filed")
         entry.setdefault("sha256", document_hash(found.content, found.body_text))
+        entry["meta_sha256"] = document_meta_hash(found)
         if found.body_html is not None:
             entry["html_sha256"] = _text_hash(found.body_html)
 
@@ -159,6 +187,7 @@ ChainProblemKind = Literal[
     "document_altered",
     "document_missing",
     "document_added",
+    "case_missing",
 ]
 
 
@@ -209,6 +238,7 @@ class _FiledDocument:
     sequence: int
     sha256: str | None
     html_sha256: str | None
+    meta_sha256: str | None = None
 
 
 @dataclass
@@ -315,7 +345,9 @@ def _note_event(walk: _Walk, sequence: int, changes: Mapping[str, Any]) -> None:
     for entry in changes.get("documents") or []:
         number = entry.get("number") if isinstance(entry, Mapping) else None
         if isinstance(number, int) and number not in walk.filed:
-            walk.filed[number] = _FiledDocument(sequence, entry.get("sha256"), entry.get("html_sha256"))
+            walk.filed[number] = _FiledDocument(
+                sequence, entry.get("sha256"), entry.get("html_sha256"), entry.get("meta_sha256")
+            )
 
 
 def _resolve_link(walk: _Walk) -> ChainProblem | None:
@@ -341,7 +373,18 @@ def _check_documents(
 ) -> tuple[int, ChainProblem | None]:
     """Recompute each document's hash, a few documents at a time; return how many were checked and the first problem."""
     rows = session.execute(
-        select(Document.number, Document.content, Document.body_text, Document.body_html, Document.sha256)
+        select(
+            Document.number,
+            Document.content,
+            Document.body_text,
+            Document.body_html,
+            Document.sha256,
+            Document.kind,
+            Document.title,
+            Document.letter_id,
+            Document.created_by,
+            Document.recipient,
+        )
         .where(Document.case_id == case_id)
         .order_by(Document.number)
         .execution_options(yield_per=DOCUMENTS_PER_FETCH)
@@ -357,7 +400,13 @@ def _check_documents(
         html_altered = record.html_sha256 is not None and (
             row.body_html is None or _text_hash(row.body_html) != record.html_sha256
         )
-        if digest != row.sha256 or (record.sha256 is not None and digest != record.sha256) or html_altered:
+        meta_altered = record.meta_sha256 is not None and document_meta_hash(row) != record.meta_sha256
+        if (
+            digest != row.sha256
+            or (record.sha256 is not None and digest != record.sha256)
+            or html_altered
+            or meta_altered
+        ):
             rows.close()
             return len(seen), _document_altered(row.number, record.sequence)
     missing = sorted(set(filed) - seen)
@@ -522,4 +571,33 @@ def _document_added(number: int) -> ChainProblem:
             f"Document {number} was added directly in the database: no event filed it.",
         ),
         number,
+    )
+
+
+def missing_cases(session: Session) -> list[str]:
+    """Return the journal numbers that were taken but whose case no longer exists, oldest first.
+
+    Journal numbers are taken without gaps in the transaction that creates the case, so a
+    number below a year's counter without a case means that the case was deleted, with its
+    events and documents, behind the engine's back.
+    """
+    missing: list[str] = []
+    for counter in session.scalars(select(JournalCounter).order_by(JournalCounter.year)):
+        present = set(session.scalars(select(Case.journal_sequence).where(Case.journal_year == counter.year)))
+        missing.extend(
+            format_journal_number(counter.year, sequence)
+            for sequence in range(1, counter.last_number + 1)
+            if sequence not in present
+        )
+    return missing
+
+
+def case_missing(journal_number: str) -> ChainProblem:
+    return ChainProblem(
+        "case_missing",
+        None,
+        Text(
+            f"Sagen {journal_number} mangler: journalnummeret er taget, men sagen findes ikke længere.",
+            f"The case {journal_number} is missing: its journal number was taken, but the case no longer exists.",
+        ),
     )
