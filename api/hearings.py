@@ -23,8 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from api.deps import ActorDep, LanguageDep, ServiceDep, expected_version, with_etag
 from engine.auth import Scope, require_scope
-from engine.calendar import COPENHAGEN, local_date
-from engine.definitions.templates import format_date
+from engine.calendar import local_date
+from engine.definitions.templates import format_date, format_moment
 from engine.errors import CaseError, FieldError, Forbidden, InvalidInput
 from engine.i18n import LANGUAGES, Language, Text
 from engine.records import MAX_UPLOAD_BYTES
@@ -173,6 +173,7 @@ def record_reply_route(
 def reply_request_route(
     token: str,
     request: Request,
+    response: Response,
     service: ServiceDep,
     language: LanguageDep,
     lang: PageLanguageQuery = None,
@@ -184,6 +185,8 @@ def reply_request_route(
     """
     language = _chosen_language(lang, language)
     if not prefers_html(accept):
+        # The token in the address is a credential, so no cache keeps the answer.
+        response.headers["Cache-Control"] = "no-store"
         return reply_request(service.database, service.services, service.catalog, token, language)
     try:
         facts = reply_request(service.database, service.services, service.catalog, token, language)
@@ -469,8 +472,4 @@ def _read_upload(upload: UploadFile) -> Attachment:
 
 
 def _local_time(instant: datetime, language: Language) -> str:
-    local = instant.astimezone(COPENHAGEN)
-    day = format_date(local.date(), language)
-    if language == "en":
-        return f"{day} at {local:%H:%M}"
-    return f"{day} kl. {local:%H.%M}"
+    return format_moment(instant, language)

@@ -532,3 +532,13 @@ def test_form_address_redirects_to_reply_page(client: TestClient) -> None:
 
     assert response.status_code == 303
     assert response.headers["Location"] == "/hearing-replies/abc_DEF-123456789012345678"
+
+
+def test_json_reply_request_is_not_cached(client: TestClient, tokens: Tokens, post: MemoryDigitalPost) -> None:
+    case = opened(client, tokens, consultation_case(client, tokens))
+    token = reply_tokens(post, case)["29979812"]
+
+    response = client.get(f"/hearing-replies/{token}")
+
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"

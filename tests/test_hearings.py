@@ -422,8 +422,8 @@ def test_hearing_opened_twice_conflicts(
     again = open_hearing(client, tokens.caseworker, case)
 
     assert again.status_code == 409
-    assert again.json()["error"]["code"] == "step_not_active"
-    assert "waiting" in again.json()["error"]["message"]
+    assert again.json()["error"]["code"] == "hearing_open"
+    assert "er allerede åben" in again.json()["error"]["message"]
     assert snapshot(database, case["id"]) == before
     assert len(post.delivered) == sent
 

@@ -25,6 +25,7 @@ from jinja2 import DictLoader, StrictUndefined, Template, TemplateError, meta, n
 from jinja2.sandbox import SandboxedEnvironment
 from markdown_it import MarkdownIt
 
+from engine.calendar import COPENHAGEN
 from engine.definitions.plaintext import render_plain_text
 from engine.i18n import LANGUAGES, Language
 
@@ -69,6 +70,15 @@ def format_date(value: date | datetime | str | None, language: Language = "da") 
     if language == "en":
         return f"{value.day} {month} {value.year}"
     return f"{value.day}. {month} {value.year}"
+
+
+def format_moment(instant: datetime, language: Language = "da") -> str:
+    """Format a moment as a date and time in Copenhagen: 28. december 2026 kl. 23.59 (English: ... at 23:59)."""
+    local = instant.astimezone(COPENHAGEN)
+    day = format_date(local.date(), language)
+    if language == "en":
+        return f"{day} at {local:%H:%M}"
+    return f"{day} kl. {local:%H.%M}"
 
 
 def format_amount(value: Decimal | int | float | None, language: Language = "da") -> str:

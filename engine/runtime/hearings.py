@@ -40,6 +40,7 @@ from engine.definitions.fields import (
     check_text,
 )
 from engine.definitions.model import HEARING_KINDS, FieldDef, Label
+from engine.definitions.templates import format_moment
 from engine.errors import BadRequest, CaseError, Conflict, FieldError, FieldErrors, InvalidInput, NotFound
 from engine.i18n import Language, Text
 from engine.records import MAX_UPLOAD_BYTES, resolve_file_type, sanitise_filename, upload_limit_text
@@ -418,6 +419,22 @@ def open_hearing(command: CaseCommand, step_id: str, raw_parties: Any, raw_merge
 
     A party hearing always hears the case's own party, and any other parties given beside it.
     """
+    waiting = [row for row in command.current_rows() if row.step_id == step_id and row.status == StepStatus.WAITING]
+    if waiting and waiting[-1].due_at is not None:
+        raise Conflict(
+            Text(
+                f"Høringen i trinnet '{step_id}' er allerede åben; den venter på svar til "
+                f"{format_moment(waiting[-1].due_at, 'da')}.",
+                f"The hearing in the step '{step_id}' is already open; it waits for replies until "
+                f"{format_moment(waiting[-1].due_at, 'en')}.",
+            ),
+            code="hearing_open",
+            field="step",
+            hint=Text(
+                "Svar, der kommer med post eller e-mail, registreres med /hearing/replies.",
+                "Replies that come by post or e-mail are recorded with /hearing/replies.",
+            ),
+        )
     row, step = command.active_step(step_id)
     definition = step.definition
     if definition.kind not in HEARING_KINDS:
@@ -537,8 +554,8 @@ def _unknown_link() -> NotFound:
 def _expired_link(deadline: datetime) -> Gone:
     return Gone(
         Text(
-            f"Fristen for at svare udløb {deadline.isoformat()}, og linket kan ikke bruges længere.",
-            f"The deadline for replying passed at {deadline.isoformat()}, and the link can no longer be used.",
+            f"Fristen for at svare udløb {format_moment(deadline, 'da')}, og linket kan ikke bruges længere.",
+            f"The deadline for replying passed on {format_moment(deadline, 'en')}, and the link can no longer be used.",
         ),
         code="reply_link_expired",
         hint=Text(
@@ -551,8 +568,9 @@ def _expired_link(deadline: datetime) -> Gone:
 def _used_link(used_at: datetime) -> Conflict:
     return Conflict(
         Text(
-            f"Der er allerede svaret via dette link ({used_at.isoformat()}); et link kan kun bruges én gang.",
-            f"A reply was already given through this link ({used_at.isoformat()}); a link can be used only once.",
+            f"Der er allerede svaret via dette link ({format_moment(used_at, 'da')}); et link kan kun bruges én gang.",
+            f"A reply was already given through this link ({format_moment(used_at, 'en')}); a link can be used "
+            "only once.",
         ),
         code="already_replied",
         hint=Text(
