@@ -78,7 +78,7 @@ _BOUND_TEXTS: dict[str, tuple[str, str, str]] = {
     "string_too_long": ("max_length", "Må højst være {bound} tegn.", "Must be at most {bound} characters."),
     "string_too_short": ("min_length", "Skal være mindst {bound} tegn.", "Must be at least {bound} characters."),
     "too_long": ("max_length", "Må højst have {bound} elementer.", "Must have at most {bound} items."),
-    "too_short": ("min_length", "Skal have mindst {bound} elementer.", "Must have at least {bound} items."),
+    "too_short": ("min_length", "Skal have mindst {bound} element(er).", "Must have at least {bound} item(s)."),
 }
 
 

@@ -521,7 +521,9 @@ def case_reply(
         actor = acting_user(service, as_user)
         view = service.run_command(actor, case, version, state.language, "record_hearing_reply", work)
     row = _step_row(view, step)
-    status = f" {say('Trinnet er nu', 'The step is now')} {row['status']}." if row else ""
+    status_names = {"done": ("afsluttet", "done"), "waiting": ("venter på flere svar", "waiting for more replies")}
+    names = status_names.get(row["status"], (row["status"], row["status"])) if row else None
+    status = f" {say('Trinnet er nu', 'The step is now')} {say(*names)}." if names else ""
     _print_case(
         view,
         say(

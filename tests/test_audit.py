@@ -440,8 +440,8 @@ def test_edited_upload_content_is_detected(service: Sagsflow) -> None:
     assert report.problem is not None
     assert (report.problem.kind, report.problem.document, report.problem.sequence) == ("document_altered", 3, 5)
     assert report.problem.text.en == (
-        "Document 3 was altered: its content does not match the hash stored with the document and by event 5, "
-        "which filed it."
+        "Document 3 was altered: its content, or its kind, title, letter, creator or recipient, does not match "
+        "the hashes stored with the document and by event 5, which filed it."
     )
 
 

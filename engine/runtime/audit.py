@@ -528,10 +528,12 @@ def _case_changed(sequence: int) -> ChainProblem:
         "case_changed",
         sequence,
         Text(
-            f"Sagens række er ændret efter hændelse {sequence}: dens data, fase, status, titel, team, "
-            "sagsbehandler eller procesversion passer ikke til den tilstand, hændelsen registrerede.",
-            f"The case row was changed after event {sequence}: its data, phase, status, title, team, assignee "
-            "or process version does not match the state that the event recorded.",
+            f"Sagens række er ændret efter hændelse {sequence}: dens journalnummer, sprog, opretter, data, "
+            "fase, status, titel, team, sagsbehandler eller procesversion passer ikke til den tilstand, "
+            "hændelsen registrerede.",
+            f"The case row was changed after event {sequence}: its journal number, language, creator, data, "
+            "phase, status, title, team, assignee or process version does not match the state that the event "
+            "recorded.",
         ),
     )
 
@@ -541,10 +543,10 @@ def _document_altered(number: int, sequence: int) -> ChainProblem:
         "document_altered",
         sequence,
         Text(
-            f"Dokument {number} er ændret: dets indhold passer ikke til den hash, dokumentet og hændelse "
-            f"{sequence}, der journaliserede det, har gemt.",
-            f"Document {number} was altered: its content does not match the hash stored with the document and "
-            f"by event {sequence}, which filed it.",
+            f"Dokument {number} er ændret: dets indhold eller dets art, titel, brev, opretter eller modtager "
+            f"passer ikke til de hashværdier, dokumentet og hændelse {sequence}, der journaliserede det, har gemt.",
+            f"Document {number} was altered: its content, or its kind, title, letter, creator or recipient, does "
+            f"not match the hashes stored with the document and by event {sequence}, which filed it.",
         ),
         number,
     )
