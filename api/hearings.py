@@ -179,13 +179,13 @@ def reply_request_route(
     lang: PageLanguageQuery = None,
     accept: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any] | HTMLResponse:
-    """Show a party what the reply link answers: the case's journal number, the process and the deadline.
+    """Show a party which hearing the reply link belongs to: the case's journal number, the process and the deadline.
 
     A browser (an Accept header that prefers text/html) gets the reply page with a form instead.
     """
     language = _chosen_language(lang, language)
     if not prefers_html(accept):
-        # The token in the address is a credential, so no cache keeps the answer.
+        # The token in the address is a credential, so no cache may store the response.
         response.headers["Cache-Control"] = "no-store"
         return reply_request(service.database, service.services, service.catalog, token, language)
     try:
@@ -237,7 +237,7 @@ def submit_reply_form_route(
 ) -> HTMLResponse:
     """File a party's reply sent from the reply page's form, and return an HTML receipt or error page.
 
-    The text and files are checked as a JSON reply is; a rejected reply shows the form again
+    The text and files are checked as a JSON reply is. A rejected reply shows the form again
     with every problem listed and the text kept.
     """
     language = _chosen_language(lang, language)
@@ -260,7 +260,7 @@ def submit_reply_form_route(
         language,
         authority=service.services.authority.name,
         journal_number=filed["journal_number"],
-        received=_local_time(received_at, language),
+        received=format_moment(received_at, language),
         files=len(attachments),
     )
 
@@ -381,7 +381,7 @@ def _reply_form_page(
     problems: list[dict[str, str]] | None = None,
     status: int = 200,
 ) -> HTMLResponse:
-    # The form's address is built from the route, so that it holds the root path of an app
+    # The form's address is built from the route, so that it includes the root path of an app
     # served under a prefix.
     action = request.url_for("submit_reply_form", token=token).include_query_params(lang=language)
     other_language: Language = "da" if language == "en" else "en"
@@ -444,7 +444,7 @@ def _problem(error: FieldError | CaseError, uploads: list[Attachment], language:
         # may have; the page states the reply's types and limits beside the file input.
         hint = ""
     if field[0] == "files" and len(field) > 1 and field[1].isdigit() and int(field[1]) < len(uploads):
-        # The checks name a file by its position; the party knows it by its name.
+        # The checks name a file by its position, but the party recognises it by its name.
         filename = uploads[int(field[1])].filename
         if filename not in message:
             message = f"{filename}: {message}"
@@ -452,7 +452,7 @@ def _problem(error: FieldError | CaseError, uploads: list[Attachment], language:
 
 
 def _link_error_page(service: Sagsflow, error: CaseError, language: Language, text: str = "") -> HTMLResponse:
-    """Answer an unknown (404), used (409) or expired (410) reply link with its error as a page."""
+    """Render the error of an unknown (404), used (409) or expired (410) reply link as a page."""
     return render_page(
         "reply_error.html",
         error.status,
@@ -469,7 +469,3 @@ def _read_upload(upload: UploadFile) -> Attachment:
     # One byte more than the limit is enough to tell that the file is too large.
     content = upload.file.read(MAX_UPLOAD_BYTES + 1)
     return Attachment(filename=upload.filename or "", content_type=upload.content_type or "", content=content)
-
-
-def _local_time(instant: datetime, language: Language) -> str:
-    return format_moment(instant, language)

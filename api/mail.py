@@ -1,6 +1,6 @@
 """The outbox over HTTP: its messages, the physical-mail queue, and queuing a failed letter again.
 
-The physical-mail queue holds the letters the outbox sends as print jobs instead of by
+The physical-mail queue contains the letters the outbox sends as print jobs instead of by
 digital post.
 
 `GET /physical-mail`, `GET /outbox` and `POST /outbox/{id}/retry` need a bearer token with

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, true
+from sqlalchemy import func, select
 from sqlalchemy.engine import ScalarResult
 from sqlalchemy.orm import Session, undefer
 
@@ -412,7 +412,7 @@ _DOCUMENT_RECORD_COLUMNS = (
 
 @dataclass(frozen=True)
 class _EntryKind:
-    """What differs between notes and chat messages."""
+    """The differences between notes and chat messages."""
 
     table: type[CaseNote] | type[CaseMessage]
     command: str
@@ -511,7 +511,7 @@ class CaseRecords:
         return {**document_record(filed[0]), "case_version": view["version"]}
 
     def _shown_to(self, session: Session, actor: Actor, case: Case) -> Callable[[Any], bool]:
-        """Return the test of which documents `actor` may read, beyond `_readable_by`: letters to other parties."""
+        """Return the test of which documents `actor` may read: every one for staff, else `shown_to_applicant`."""
         if actor.is_staff:
             return lambda _document: True
         _, process = self.service.catalog.by_version_id(session, case.process_version_id)
@@ -523,9 +523,7 @@ class CaseRecords:
         with self.service.database.read() as session:
             case = self.service.load_case(session, actor, case_ref)
             rows = session.execute(
-                select(*_DOCUMENT_RECORD_COLUMNS)
-                .where(Document.case_id == case.id, _readable_by(actor))
-                .order_by(Document.number)
+                select(*_DOCUMENT_RECORD_COLUMNS).where(Document.case_id == case.id).order_by(Document.number)
             )
             shown = self._shown_to(session, actor, case)
             return [document_record(row) for row in rows if shown(row)]
@@ -536,7 +534,7 @@ class CaseRecords:
             case = self.service.load_case(session, actor, case_ref)
             document = session.scalars(
                 select(Document)
-                .where(Document.case_id == case.id, Document.number == number, _readable_by(actor))
+                .where(Document.case_id == case.id, Document.number == number)
                 .options(undefer(Document.content))
             ).one_or_none()
             if document is not None and not self._shown_to(session, actor, case)(document):
@@ -668,17 +666,6 @@ class CaseRecords:
                     for number in missing_cases(session)
                 )
             return results
-
-
-def _readable_by(actor: Actor) -> ColumnElement[bool]:
-    """Match the documents `actor` may read on a case they may see."""
-    if actor.is_staff:
-        return true()
-    return or_(
-        Document.kind == DocumentKind.APPLICATION,
-        and_(Document.kind == DocumentKind.LETTER, Document.status == DocumentStatus.SENT),
-        and_(Document.kind == DocumentKind.UPLOAD, Document.created_by == actor.name),
-    )
 
 
 def _require_staff(actor: Actor, what: Text) -> None:

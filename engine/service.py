@@ -678,7 +678,7 @@ class Sagsflow:
                     ),
                     code="unknown_document",
                     field="number",
-                    # An applicant is not told how many documents the case has; some are internal.
+                    # The message to an applicant leaves out how many documents the case has, because some are internal.
                     hint=Text(
                         f"Sagen har dokument 1 til {case.document_count}.",
                         f"The case has documents 1 to {case.document_count}.",
@@ -692,7 +692,7 @@ class Sagsflow:
             return document_view(document)
 
     def list_letters(self, actor: Actor, case_ref: str | int) -> list[dict[str, Any]]:
-        """The case's letters; an applicant sees only those already sent to the case's party."""
+        """Return the case's letters; an applicant gets only those already sent to the case's party."""
         with self.database.read() as session:
             case = self.load_case(session, actor, case_ref)
             query = select(Document).where(Document.case_id == case.id, Document.kind == DocumentKind.LETTER)

@@ -114,7 +114,7 @@ def test_cites_case_from_application_to_sent_decision(
         {"assessment_note": "Ranchede dyr fra Togo; kvoten er ikke overskredet.", "consultation_required": True},
     )
     assert case["phase"]["id"] == "hoering"
-    # The consultation goes to one party, who answers through the link in the letter.
+    # The consultation goes to one party, who replies through the link in the letter.
     museum = {"name": "Statens Naturhistoriske Museum", "id_type": "CVR", "id": "29979812"}
     response = client.post(
         f"/cases/{case['id']}/steps/consultation/hearing",

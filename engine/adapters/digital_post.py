@@ -158,7 +158,7 @@ class MailboxDigitalPost:
 class MemoryDigitalPost:
     """Fake digital post for tests: keeps delivered messages in memory and can fail on demand.
 
-    `exempt` holds the CVR and CPR numbers exempt from digital post. `sends` counts the calls
+    `exempt` contains the CVR and CPR numbers exempt from digital post. `sends` counts the calls
     per message id, so a test can tell a message sent twice from one sent once.
     """
 

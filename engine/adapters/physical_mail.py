@@ -1,8 +1,8 @@
 """Physical mail: letters printed and posted to recipients that digital post cannot reach.
 
 The outbox uses this channel for recipients exempt from digital post and for recipients
-without a CVR or CPR number. A print job carries the letter's plain-text body as filed; the
-letter's header holds the recipient's name and address, placed for a window envelope.
+without a CVR or CPR number. A print job carries the letter's plain-text body as filed. The
+letter's header contains the recipient's name and address, placed for a window envelope.
 Sending is idempotent on the message id, like digital post: a second job with the same id
 prints nothing and returns the first receipt.
 """

@@ -258,7 +258,7 @@ class PartyFields(Strict):
 
 
 class EscalationRule(Strict):
-    """What the worker does, once, when a case or a step is overdue."""
+    """An action the worker takes once when a case or a step is overdue."""
 
     overdue: Identifier = Field(
         description="`case` for the case's processing deadline, or the id of a step with a deadline."

@@ -328,7 +328,7 @@ class CaseCommand:
         """Add an optional checklist row, already done by the actor, in the phase round of `beside`.
 
         Hearing replies are recorded this way: they are not steps of the process definition,
-        so `data["label"]` holds their Danish and English label for the views.
+        so `data["label"]` contains their Danish and English label for the views.
         """
         row = CaseStep(
             case_id=self.case.id,

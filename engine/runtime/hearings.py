@@ -2,7 +2,7 @@
 
 A step of kind `hearing` or `party_hearing` is active until a caseworker with its role
 opens it with the parties to hear (`open_hearing`, run as one command on the case). Each
-party gets the step's letter with a personal reply link. The link holds a single-use token
+party gets the step's letter with a personal reply link. The link contains a single-use token
 of which only the SHA-256 is stored; the filed letter shows `REDACTED` in its place, and
 the outbox adds the token when it sends the letter (`engine/runtime/outbox.py`).
 
@@ -367,7 +367,7 @@ def _case_party(command: CaseCommand) -> PartyInput | None:
     """Return the case's own party (the applicant or the inspected party), or None when a letter cannot reach it.
 
     A letter reaches a party with a CVR or CPR number by digital post, and one without a
-    number by physical mail when the case holds its postal address.
+    number by physical mail when the case contains its postal address.
     """
     recipient = recipient_of(command.case, command.process)
     if not recipient["name"] or (recipient["id_type"] == NO_NUMBER and "address" not in recipient):
@@ -392,7 +392,7 @@ def _with_case_party(command: CaseCommand, given: list[PartyInput], errors: Fiel
     """Return the parties of a party hearing: the case's own party first, then any others given.
 
     Forvaltningsloven § 19 gives the party of the case the right to be heard, so a party
-    hearing always includes it; other parties may be heard beside it.
+    hearing always includes it. Other parties may be heard beside it.
     """
     own = _case_party(command)
     if own is None:
@@ -602,7 +602,7 @@ def _check_usable(party: HearingParty, hearing: Hearing, now: datetime) -> None:
 def reply_request(
     database: Database, services: Services, catalog: ProcessCatalog, token: str, language: Language
 ) -> dict[str, Any]:
-    """Describe what a reply link answers: the case's journal number, the process and the deadline."""
+    """Describe the hearing a reply link belongs to: the case's journal number, the process and the deadline."""
     with database.read() as session:
         party = _find_party(session, token)
         hearing = session.get(Hearing, party.hearing_id)
@@ -1011,7 +1011,12 @@ def close_at_deadline(command: CaseCommand, hearing: Hearing) -> str | None:
     if row is None or row.status != StepStatus.WAITING:
         command.changes["hearing"] = {"closed": hearing.id}
         return None
-    outcome = "answered" if len(replied) == len(parties) else "partly_answered" if replied else "deadline_passed"
+    if len(replied) == len(parties):
+        outcome = "answered"
+    elif replied:
+        outcome = "partly_answered"
+    else:
+        outcome = "deadline_passed"
     command.changes["hearing"] = {
         "closed": row.step_id,
         "replies": len(replied),

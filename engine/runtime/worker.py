@@ -6,7 +6,7 @@ Each round of `Worker.run_round` does four things, in this order:
 2. fires due timers: a waiting `timer` step whose time has come is done with the outcome
    `elapsed`, and the case settles;
 3. closes hearings whose deadline has passed (`engine/runtime/hearings.py`);
-4. escalates overdue cases and steps once, as the process's `escalation` rules say.
+4. escalates overdue cases and steps once, as the process's `escalation` rules configure.
 
 Every change to a case is one command with the actor `system`, in its own transaction.
 The worker claims the case row with `FOR UPDATE SKIP LOCKED` on PostgreSQL, so several

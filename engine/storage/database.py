@@ -112,7 +112,7 @@ class Database:
         self.engine.dispose()
 
 
-# The errors by which SQLite and PostgreSQL report that another transaction holds what a command needs.
+# The errors by which SQLite and PostgreSQL report that another transaction has locked what a command needs.
 _LOCK_ERROR_NAMES = ("SerializationFailure", "DeadlockDetected", "LockNotAvailable")
 
 
