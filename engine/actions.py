@@ -8,12 +8,10 @@ validation catches a wrong parameter or field before anything is deployed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import shapely
@@ -21,68 +19,12 @@ import shapely.geometry
 from jinja2 import TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from pyproj import Transformer
 
-from engine.adapters.cvr import CompanyRegister
-from engine.adapters.de_minimis import DeMinimisRegister
-from engine.adapters.land_registry import LandRegistry
-from engine.adapters.species import SpeciesRegister
+from engine.action_types import Action, ActionContext, FieldUse, Params
 from engine.definitions.expressions import Guard, compile_guard
 from engine.definitions.model import Identifier, Label
-
-
-class ActionContext(Protocol):
-    """The part of a running case command that an action may read and change."""
-
-    @property
-    def species(self) -> SpeciesRegister: ...
-
-    @property
-    def companies(self) -> CompanyRegister: ...
-
-    @property
-    def de_minimis(self) -> DeMinimisRegister: ...
-
-    @property
-    def land_registry(self) -> LandRegistry: ...
-
-    @property
-    def case_reference(self) -> str: ...
-
-    @property
-    def today(self) -> date: ...
-
-    def value(self, field: str) -> Any: ...
-
-    def set_value(self, field: str, value: Any) -> None: ...
-
-    def guard_context(self) -> dict[str, Any]: ...
-
-
-class Params(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-@dataclass(frozen=True)
-class FieldUse:
-    """A field an action reads or writes, named by one of its parameters."""
-
-    param: str
-    field: str
-    types: frozenset[str]
-    writes: bool
-
-
-@dataclass(frozen=True)
-class Action:
-    name: str
-    params: type[Params]
-    run: Callable[[ActionContext, Any], str]
-    """Carries out the action and returns the step's outcome, such as "found"."""
-    uses: Callable[[Any], list[FieldUse]]
-    expressions: Callable[[Any], list[tuple[tuple[str | int, ...], str]]] = lambda params: []
-    """Guard expressions among the parameters, with their path under `params`, for validation."""
 
 
 class CvrLookupParams(Params):
@@ -287,14 +229,19 @@ def _land_registration(context: ActionContext, params: LandRegistrationParams) -
     return "registered"
 
 
-ACTIONS: dict[str, Action] = {
-    action.name: action
-    for action in (
-        Action("cvr_lookup", CvrLookupParams, _cvr_lookup, _cvr_uses),
-        Action("species_plus_lookup", SpeciesLookupParams, _species_lookup, _species_uses),
-        Action("measure_area", MeasureAreaParams, _measure_area, _measure_uses),
-        Action("score", ScoreParams, _score, _score_uses, _score_expressions),
-        Action("de_minimis_check", DeMinimisParams, _de_minimis_check, _de_minimis_uses),
-        Action("land_registration", LandRegistrationParams, _land_registration, _land_registration_uses),
-    )
-}
+_OWN_ACTIONS = (
+    Action("cvr_lookup", CvrLookupParams, _cvr_lookup, _cvr_uses, ("found", "not_found", "ceased", "not_applicable")),
+    Action("species_plus_lookup", SpeciesLookupParams, _species_lookup, _species_uses, ("found", "not_found")),
+    Action("measure_area", MeasureAreaParams, _measure_area, _measure_uses, ("measured", "not_applicable")),
+    Action("score", ScoreParams, _score, _score_uses, ("scored",), _score_expressions),
+    Action(
+        "de_minimis_check",
+        DeMinimisParams,
+        _de_minimis_check,
+        _de_minimis_uses,
+        ("within", "exceeded", "not_applicable"),
+    ),
+    Action("land_registration", LandRegistrationParams, _land_registration, _land_registration_uses, ("registered",)),
+)
+
+ACTIONS: dict[str, Action] = {action.name: action for action in _OWN_ACTIONS}

@@ -111,16 +111,6 @@ def _field_detail(detail: str | Text) -> Text:
 
 # Comparisons in guards ------------------------------------------------------------------------
 
-# The outcomes each action's `run` function returns. NOTE: this table must follow the actions in
-# engine/actions.py; tests/definitions/test_actions.py fails when an action has no entry here.
-ACTION_OUTCOMES: dict[str, tuple[str, ...]] = {
-    "cvr_lookup": ("found", "not_found", "ceased", "not_applicable"),
-    "species_plus_lookup": ("found", "not_found"),
-    "measure_area": ("measured", "not_applicable"),
-    "score": ("scored",),
-    "de_minimis_check": ("within", "exceeded", "not_applicable"),
-    "land_registration": ("registered",),
-}
 # The outcomes of the other kinds, as engine/runtime/commands.py records them.
 _KIND_OUTCOMES: dict[str, tuple[str, ...]] = {
     "task": ("done",),
@@ -271,9 +261,10 @@ def _mismatch(name: str, field: ResolvedField, value: Any) -> tuple[Text, Text] 
 def _possible_outcomes(step: ResolvedStep) -> tuple[str, ...] | None:
     """Return every outcome `step` can have, or None when its action is unknown (SF308)."""
     if step.kind == "action":
-        own = ACTION_OUTCOMES.get(step.action or "")
-        if own is None:
+        action = ACTIONS.get(step.action or "")
+        if action is None:
             return None
+        own = action.outcomes
     else:
         own = _KIND_OUTCOMES.get(step.kind, ())
     return (*own, *_COMMON_OUTCOMES)

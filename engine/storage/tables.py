@@ -15,6 +15,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     DateTime,
     ForeignKey,
     Index,
@@ -95,6 +96,15 @@ class OutboxStatus(StrEnum):
     PENDING = "pending"
     SENT = "sent"
     FAILED = "failed"
+
+
+class LedgerBucket(StrEnum):
+    """Where an amount of a ledger account stands; every entry moves an amount between two buckets."""
+
+    AVAILABLE = "available"
+    RESERVED = "reserved"
+    COMMITTED = "committed"
+    PAID = "paid"
 
 
 class HearingStatus(StrEnum):
@@ -400,3 +410,94 @@ class ApiToken(Base):
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
+class CaseLink(Base):
+    """A link from one case to another: an application to its pool case, a permit to its scheme case."""
+
+    __tablename__ = "case_links"
+    __table_args__ = (UniqueConstraint("case_id", "linked_case_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    linked_case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class LedgerAccount(Base):
+    """A quantity shared by many cases: a pool's budget in øre, or a dumping site's capacity in m³.
+
+    `total` is what the account holds; the entries move parts of it between the buckets
+    available, reserved, committed and paid, so the buckets always add up to `total`.
+    """
+
+    __tablename__ = "ledger_accounts"
+    __table_args__ = (UniqueConstraint("kind", "key"), CheckConstraint("total >= 0", name="total_not_negative"))
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    key: Mapped[str] = mapped_column(String(64))
+    unit: Mapped[str] = mapped_column(String(8))
+    total: Mapped[int] = mapped_column(BigInteger)
+    # The pool case that owns a pool account; None for a dumping site.
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime]
+
+
+class LedgerEntry(Base):
+    """One movement of `amount` between two buckets of an account, on behalf of one case."""
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (CheckConstraint("amount > 0", name="amount_positive"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("ledger_accounts.id", ondelete="CASCADE"), index=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    operation: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    from_bucket: Mapped[str] = mapped_column(String(16))
+    to_bucket: Mapped[str] = mapped_column(String(16))
+    # The finance system's transaction this entry is booked as, if any (the outbox idempotency key).
+    reference: Mapped[str | None] = mapped_column(String(100))
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(200))
+
+
+class SchemeMember(Base):
+    """A member of a scheme case's population, such as one active KLAP permit.
+
+    `data` is a snapshot of the member's party and key fields, taken when it joined (or was
+    imported from an earlier system); bulk requests are addressed from it.
+    """
+
+    __tablename__ = "scheme_members"
+    __table_args__ = (UniqueConstraint("scheme_case_id", "member_key"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    scheme_case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    member_key: Mapped[str] = mapped_column(String(64))
+    member_case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="SET NULL"))
+    data: Mapped[dict[str, Any]] = mapped_column(Json)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    joined_at: Mapped[datetime]
+    left_at: Mapped[datetime | None]
+
+
+class SchemeRequest(Base):
+    """The request case that a scheme's bulk run created for one member and period, with its reply link."""
+
+    __tablename__ = "scheme_requests"
+    __table_args__ = (UniqueConstraint("scheme_case_id", "member_id", "period"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    scheme_case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("scheme_members.id", ondelete="CASCADE"))
+    period: Mapped[str] = mapped_column(String(16))
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+    replied_at: Mapped[datetime | None]
+    reply_document_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id"))
