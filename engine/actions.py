@@ -25,6 +25,10 @@ from pyproj import Transformer
 from engine.action_types import Action, ActionContext, FieldUse, Params
 from engine.definitions.expressions import Guard, compile_guard
 from engine.definitions.model import Identifier, Label
+from engine.gis_actions import GIS_ACTIONS
+from engine.klap_actions import KLAP_ACTIONS
+from engine.ledger_actions import LEDGER_ACTIONS
+from engine.scheme_actions import SCHEME_ACTIONS
 
 
 class CvrLookupParams(Params):
@@ -244,4 +248,6 @@ _OWN_ACTIONS = (
     Action("land_registration", LandRegistrationParams, _land_registration, _land_registration_uses, ("registered",)),
 )
 
-ACTIONS: dict[str, Action] = {action.name: action for action in _OWN_ACTIONS}
+ACTIONS: dict[str, Action] = {
+    action.name: action for action in (*_OWN_ACTIONS, *GIS_ACTIONS, *LEDGER_ACTIONS, *KLAP_ACTIONS, *SCHEME_ACTIONS)
+}
