@@ -41,6 +41,7 @@ test: lint typecheck pytest
 
 bench: install
 	$(BIN)/python -m bench.lifecycle
+	$(BIN)/python -m bench.bulk
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

@@ -18,7 +18,7 @@ from fastapi import BackgroundTasks, FastAPI, Header, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from starlette.concurrency import run_in_threadpool
 
-from api import hearings, mail, people, records
+from api import hearings, mail, people, pools, records, schemes
 from api.deps import ActorDep, LanguageDep, expected_version, with_etag
 from api.errors import SafeJSONResponse, install_error_handlers
 from api.limits import BodySizeLimit
@@ -91,7 +91,7 @@ def create_app(service: Sagsflow, settings: Settings | None = None, *, dispatch_
         lifespan=lifespan,
     )
     app.state.service = service
-    for feature in (records, hearings, people, mail):
+    for feature in (records, hearings, people, mail, pools, schemes):
         app.include_router(feature.router)
     app.state.default_language = settings.language
     app.add_middleware(BodySizeLimit)

@@ -1,6 +1,7 @@
 """An ASGI middleware that rejects request bodies above a size limit before they are parsed.
 
-Uploads (`POST /cases/{case}/documents`) may carry a file of up to
+Uploads (`POST /cases/{case}/documents`) and member imports
+(`POST /schemes/{case}/members/import`) may carry a file of up to
 `engine.records.MAX_UPLOAD_BYTES`, and a hearing reply (`POST /hearing-replies/{token}`)
 attachments of that size together, base64-encoded in JSON. Every other request body is
 limited to `MAX_BODY_BYTES`.
@@ -22,7 +23,8 @@ MAX_BODY_BYTES = 1_000_000
 # Room for the multipart boundaries, the part headers and the form fields beside the file.
 MULTIPART_OVERHEAD_BYTES = 64_000
 MAX_UPLOAD_BODY_BYTES = MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD_BYTES
-UPLOAD_PATH = re.compile(r"/cases/[^/]+/documents/?$")
+# Uploads, and the member files a scheme case imports, may be as large as one uploaded file.
+UPLOAD_PATH = re.compile(r"/cases/[^/]+/documents/?$|/schemes/[^/]+/members/import/?$")
 # Base64 makes the attachments a third larger; the reply's text and the JSON around it get MAX_BODY_BYTES.
 MAX_REPLY_BODY_BYTES = MAX_REPLY_ATTACHMENT_BYTES * 4 // 3 + MAX_BODY_BYTES
 # The JSON reply and the reply page's form (multipart, so its files take less room than in base64).

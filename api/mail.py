@@ -1,4 +1,4 @@
-"""The outbox over HTTP: its messages, the physical-mail queue, and queuing a failed letter again.
+"""The outbox over HTTP: its messages, the physical-mail queue, and queuing a failed letter or payment again.
 
 The physical-mail queue contains the letters the outbox sends as print jobs instead of by
 digital post.
@@ -37,10 +37,14 @@ def outbox_route(
     service: ServiceDep,
     actor: ActorDep,
     status: Annotated[Literal["pending", "sent", "failed"] | None, Query()] = None,
-    channel: Annotated[Literal["digital_post", "physical_mail"] | None, Query()] = None,
+    channel: Annotated[Literal["digital_post", "physical_mail", "finance"] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
-    """List the outbox's messages, oldest first: each letter's channel, status, attempts and last error."""
+    """List the outbox's messages, oldest first, with channel, status, attempts and last error.
+
+    A letter names its document and recipient. A finance booking (channel `finance`) has a
+    `payment` instead, with the operation, the amount in øre and in kroner, and the creditor.
+    """
     return {"items": outbox_messages(service, actor, status=status, channel=channel, limit=limit)}
 
 
@@ -52,7 +56,7 @@ def retry_route(
     language: LanguageDep,
     tasks: BackgroundTasks,
 ) -> dict[str, Any]:
-    """Queue a letter that the outbox gave up on again; the worker delivers it with the same idempotency key."""
+    """Queue a letter or payment that the outbox gave up on again; the worker sends it with the same idempotency key."""
     view = queue_again(service, actor, message_id, language)
     tasks.add_task(service.dispatch_outbox)
     return view

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from cli import cases, people, records, worker
+from cli import cases, people, pools, records, schemes, worker
 from cli.common import (
     OptionalUserOption,
     actor_for,
@@ -30,8 +31,10 @@ from cli.common import (
     state,
 )
 from engine.definitions.loader import LoadedDefinitions, find_root, load_definitions
+from engine.definitions.templates import format_amount
 from engine.errors import DefinitionError
 from engine.i18n import parse_language
+from engine.runtime.payments import OPERATION_LABELS
 from engine.runtime.resend import outbox_messages, queue_again
 from engine.settings import Settings
 
@@ -45,21 +48,27 @@ app = typer.Typer(
 db_app = typer.Typer(help="Databasen / the database.", no_args_is_help=True)
 case_app = typer.Typer(help="Sager / cases.", no_args_is_help=True)
 token_app = typer.Typer(help="Adgangsnøgler til API'et / API tokens.", no_args_is_help=True)
-outbox_app = typer.Typer(help="Udbakken med breve / the outbox of letters.", no_args_is_help=True)
+outbox_app = typer.Typer(
+    help="Udbakken med breve og betalinger / the outbox of letters and payments.", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
 app.add_typer(case_app, name="case")
 app.add_typer(token_app, name="token")
 app.add_typer(outbox_app, name="outbox")
-for feature in (records, people, worker, cases):
+for feature in (records, people, worker, cases, pools, schemes):
     feature.register(app)
 
 logger = logging.getLogger("sagsflow.cli")
 
-# The demo users: name, roles, teams. The staff work in the team `cites`.
-DEMO_USERS: list[tuple[str, list[str], list[str]]] = [
-    ("demo-sagsbehandler", ["caseworker"], ["cites"]),
-    ("demo-godkender", ["approver"], ["cites"]),
-    ("demo-ansoeger", ["applicant"], []),
+# The demo users: name, roles, teams and the variable of their token. The staff work in the
+# teams of the three first-of-a-kind cases: CITES, Natura 2000 grants and KLAP.
+DEMO_TEAMS = ["cites", "natura", "klap"]
+DEMO_USERS: list[tuple[str, list[str], list[str], str]] = [
+    ("demo-sagsbehandler", ["caseworker"], DEMO_TEAMS, "CASEWORKER"),
+    ("demo-godkender", ["approver"], DEMO_TEAMS, "APPROVER"),
+    # A payout needs two approvers (six eyes), neither of them the caseworker.
+    ("demo-godkender-2", ["approver"], DEMO_TEAMS, "APPROVER_2"),
+    ("demo-ansoeger", ["applicant"], [], "APPLICANT"),
 ]
 DEMO_TOKEN_FILE = Path("var/demo-tokens.env")
 
@@ -444,14 +453,13 @@ def token_demo(
         administrator = operator()
         existing = {user["user"] for user in service.list_users(administrator)}
         lines = []
-        for user, roles, teams in DEMO_USERS:
+        for user, roles, teams, variable in DEMO_USERS:
             if user in existing:
                 service.update_user(administrator, user, roles=roles, teams=teams, active=True)
             else:
                 service.add_user(administrator, user, roles, teams)
             service.revoke_tokens(user)
             token = service.create_token(user, None, "demo")
-            variable = {"caseworker": "CASEWORKER", "approver": "APPROVER", "applicant": "APPLICANT"}[roles[0]]
             lines.append(f"SAGSFLOW_{variable}_TOKEN={token}")
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -541,12 +549,12 @@ def outbox_list(
         str | None, typer.Option(help="Kun denne status: pending, sent, failed / only this status.")
     ] = None,
     channel: Annotated[
-        str | None, typer.Option(help="Kun denne kanal: digital_post, physical_mail / only this channel.")
+        str | None, typer.Option(help="Kun denne kanal: digital_post, physical_mail, finance / only this channel.")
     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=500, help="Højst så mange / at most this many.")] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="Skriv JSON / print JSON.")] = False,
 ) -> None:
-    """Vis udbakkens breve med status og forsøg / list the outbox's letters with status and attempts."""
+    """Vis udbakkens breve og betalinger med status og forsøg / list the outbox's messages with status and attempts."""
     with reported_errors():
         if status not in (None, "pending", "sent", "failed"):
             raise fail(
@@ -554,10 +562,10 @@ def outbox_list(
                 f"Unknown status '{status}'; use pending, sent or failed.",
                 code=2,
             )
-        if channel not in (None, "digital_post", "physical_mail"):
+        if channel not in (None, "digital_post", "physical_mail", "finance"):
             raise fail(
-                f"Ukendt kanal '{channel}'; brug digital_post eller physical_mail.",
-                f"Unknown channel '{channel}'; use digital_post or physical_mail.",
+                f"Ukendt kanal '{channel}'; brug digital_post, physical_mail eller finance.",
+                f"Unknown channel '{channel}'; use digital_post, physical_mail or finance.",
                 code=2,
             )
         items = outbox_messages(open_service(), operator(), status=status, channel=channel, limit=limit)
@@ -565,10 +573,9 @@ def outbox_list(
         typer.echo(json.dumps(items, ensure_ascii=False, indent=2))
         return
     for item in items:
-        document = item["document"]
         attempts = count(item["attempts"], say("forsøg", "attempt"), say("forsøg", "attempts"))
         typer.echo(
-            f"{item['id']:>6}  {item['case']['journal_number']}  {say('dok.', 'doc.')} {document['number']}  "
+            f"{item['id']:>6}  {item['case']['journal_number']}  {_outbox_subject(item)}  "
             f"{item['channel']}  {item['status']}  {attempts}"
         )
         if item["last_error"]:
@@ -576,12 +583,22 @@ def outbox_list(
     typer.echo(count(len(items), say("besked", "message"), say("beskeder", "messages")) + ".")
 
 
+def _outbox_subject(item: dict[str, Any]) -> str:
+    """Name what an outbox message sends: a letter's document number, or a booking's operation and amount."""
+    payment = item.get("payment")
+    if payment is None:
+        return f"{say('dok.', 'doc.')} {item['document']['number']}"
+    label = OPERATION_LABELS.get(payment["operation"])
+    operation = label.get(state.language) if label is not None else str(payment["operation"])
+    return f"{operation} {format_amount(Decimal(payment['amount']) / 100, state.language)}"
+
+
 @outbox_app.command("retry")
 def outbox_retry(
     message: Annotated[int, typer.Argument(min=1, help="Beskedens nummer fra 'outbox list' / the message id.")],
     as_user: OptionalUserOption = None,
 ) -> None:
-    """Send et opgivet brev igen / queue a letter the outbox gave up on again."""
+    """Send et opgivet brev eller en opgivet betaling igen / queue a letter or payment the outbox gave up on again."""
     with reported_errors():
         service = open_service()
         view = queue_again(service, actor_for(service, as_user), message, state.language)

@@ -78,6 +78,10 @@ class ActionContext(Protocol):
 
     def guard_context(self) -> dict[str, Any]: ...
 
+    def record(self, key: str, entry: Any) -> None:
+        """Add `entry` to the list `key` of the command's audit event, e.g. a ledger movement."""
+        ...
+
 
 class Params(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -13,16 +13,13 @@ from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 from typing import Any
 
-import numpy as np
-import shapely
 import shapely.geometry
 from jinja2 import TemplateError
 from jinja2.sandbox import SandboxedEnvironment
-from numpy.typing import NDArray
 from pydantic import Field
-from pyproj import Transformer
 
 from engine.action_types import Action, ActionContext, FieldUse, Params
+from engine.adapters.natura2000 import hectares, project_to_utm32
 from engine.definitions.expressions import Guard, compile_guard
 from engine.definitions.model import Identifier, Label
 from engine.gis_actions import GIS_ACTIONS
@@ -93,18 +90,9 @@ def _measure_uses(params: MeasureAreaParams) -> list[FieldUse]:
     ]
 
 
-# Danish areas are measured in ETRS89 / UTM zone 32N (EPSG:25832), the national standard projection.
-_TO_UTM32 = Transformer.from_crs("EPSG:4326", "EPSG:25832", always_xy=True)
-
-
-def _project_to_utm32(coordinates: NDArray[np.float64]) -> NDArray[np.float64]:
-    x, y = _TO_UTM32.transform(coordinates[:, 0], coordinates[:, 1])
-    return np.column_stack((x, y))
-
-
 def area_in_hectares(geometry: dict[str, Any]) -> Decimal:
-    projected = shapely.transform(shapely.geometry.shape(geometry), _project_to_utm32)
-    return (Decimal(repr(projected.area)) / 10_000).quantize(Decimal("0.01"))
+    """Return the area of a WGS84 GeoJSON polygon in hectares, measured in ETRS89 / UTM zone 32N."""
+    return hectares(project_to_utm32(shapely.geometry.shape(geometry)).area)
 
 
 def _measure_area(context: ActionContext, params: MeasureAreaParams) -> str:

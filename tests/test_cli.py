@@ -119,6 +119,7 @@ def test_token_demo_writes_env_file(environment: dict[str, str], tmp_path: Path)
     assert [line.split("=")[0] for line in lines] == [
         "SAGSFLOW_CASEWORKER_TOKEN",
         "SAGSFLOW_APPROVER_TOKEN",
+        "SAGSFLOW_APPROVER_2_TOKEN",
         "SAGSFLOW_APPLICANT_TOKEN",
     ]
 

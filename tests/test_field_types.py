@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 
 from engine.actions import area_in_hectares
+from engine.adapters.klap import OfflineKlapRegister
+from engine.adapters.natura2000 import OfflineNatura2000Sites
 from engine.adapters.species import OfflineSpeciesPlus
 from engine.definitions.fields import FIELD_TYPES, FieldValueError
 from engine.definitions.model import FieldDef, Label
@@ -15,6 +17,8 @@ from engine.definitions.model import FieldDef, Label
 
 class Lookups:
     species = OfflineSpeciesPlus()
+    protected_sites = OfflineNatura2000Sites()
+    klap = OfflineKlapRegister()
 
 
 def field(type_name: str, **options: Any) -> FieldDef:

@@ -530,9 +530,10 @@ def test_token_demo_creates_team_users(tmp_path: Path, monkeypatch: pytest.Monke
     assert second[0] == 0, "running it again updates the users"
     assert listed[1] == (
         "demo-ansoeger  person  active  roles: applicant  teams: -\n"
-        "demo-godkender  person  active  roles: approver  teams: cites\n"
-        "demo-sagsbehandler  person  active  roles: caseworker  teams: cites\n"
-        "3 users.\n"
+        "demo-godkender  person  active  roles: approver  teams: cites, natura, klap\n"
+        "demo-godkender-2  person  active  roles: approver  teams: cites, natura, klap\n"
+        "demo-sagsbehandler  person  active  roles: caseworker  teams: cites, natura, klap\n"
+        "4 users.\n"
     )
 
 

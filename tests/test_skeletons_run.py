@@ -109,7 +109,7 @@ def test_grant_from_application_to_payout(engine: Sagsflow) -> None:
     assert case["phase"]["id"] == "assessment"
     assert case["data"]["score"] == round(float(case["data"]["area_ha"]))
     case = complete(engine, case, "eligibility", {"eligible": True, "eligibility_note": "Opfylder betingelserne."})
-    case = complete(engine, case, "pool_ranking", {"ranking_outcome": "within_budget", "pool_case": "2026-000099"})
+    case = complete(engine, case, "pool_ranking", {"ranking_outcome": "within_budget"})
 
     with pytest.raises(InvalidInput) as too_much:
         complete(

@@ -20,6 +20,15 @@ import shapely.geometry
 import shapely.validation
 from stdnum.dk import cvr as stdnum_cvr
 
+from engine.adapters.klap import KlapRegister, nearest_approved_sites, suggest_dumping_sites, suggest_harbours
+from engine.adapters.natura2000 import (
+    DENMARK_EAST,
+    DENMARK_NORTH,
+    DENMARK_SOUTH,
+    DENMARK_WEST,
+    ProtectedSites,
+    normalise_site_number,
+)
 from engine.i18n import Language, Text
 
 if TYPE_CHECKING:
@@ -44,6 +53,12 @@ class Lookups(Protocol):
 
     @property
     def species(self) -> SpeciesRegister: ...
+
+    @property
+    def protected_sites(self) -> ProtectedSites: ...
+
+    @property
+    def klap(self) -> KlapRegister: ...
 
 
 def _invalid(da: str, en: str, hint_da: str | None = None, hint_en: str | None = None) -> FieldValueError:
@@ -522,13 +537,132 @@ class SpeciesType(FieldType):
         return taxon.scientific_name
 
 
-MAX_GEOMETRY_POSITIONS = 20_000
+class Natura2000SiteType(FieldType):
+    """Number of a site in the register of Natura 2000 sites, such as "N1", stored as the register writes it.
 
-# A box around Denmark (Jutland, the islands, Bornholm and the territorial sea) in WGS84.
-# Areas are measured in UTM zone 32N, which is only meaningful here; the box also catches
-# latitude and longitude given in the wrong order.
-DENMARK_WEST, DENMARK_EAST = 7.0, 15.7
-DENMARK_SOUTH, DENMARK_NORTH = 54.4, 58.0
+    Case, blanks and leading zeros are ignored: "n1", " N1 " and "N 01" are all stored as "N1".
+    """
+
+    name = "natura2000_site"
+    json_type = {"type": "string", "description": "Natura 2000 site number, e.g. N1"}
+
+    def parse(self, raw: Any, field: FieldDef, lookups: Lookups) -> Any:
+        text = " ".join(_require_str(raw).split())
+        if not text:
+            raise _invalid("Må ikke være tom.", "Must not be empty.")
+        number = normalise_site_number(text)
+        site = lookups.protected_sites.find(number) if number else None
+        if site is not None:
+            return site.number
+
+        suggestions = [candidate.label for candidate in lookups.protected_sites.suggest(text)]
+        hint = (
+            Text(f"Mente du: {', '.join(suggestions)}?", f"Did you mean: {', '.join(suggestions)}?")
+            if suggestions
+            else Text(
+                "Angiv områdets nummer som i Miljøstyrelsens Natura 2000-planer, fx N1 for Skagens Gren og Skagerak.",
+                "Give the site's number as in Miljøstyrelsen's Natura 2000 plans, e.g. N1 for Skagens Gren og "
+                "Skagerak.",
+            )
+        )
+        if number is None:
+            raise FieldValueError(
+                "invalid_value",
+                Text(
+                    f"{_describe(text)} er ikke et nummer på et Natura 2000-område.",
+                    f"{_describe(text)} is not the number of a Natura 2000 site.",
+                ),
+                hint,
+            )
+        raise FieldValueError(
+            "unknown_natura2000_site",
+            Text(
+                f"Natura 2000-området {number} findes ikke i registret over Natura 2000-områder.",
+                f"The Natura 2000 site {number} is not in the register of Natura 2000 sites.",
+            ),
+            hint,
+        )
+
+
+def _codes(entries: list[tuple[str, str]]) -> str:
+    return ", ".join(f"{code} ({name})" for code, name in entries)
+
+
+class HarbourType(FieldType):
+    """Code of a harbour in the KLAP register, such as "AAR" for Aarhus Havn. Case and blanks are ignored."""
+
+    name = "harbour"
+    json_type = {"type": "string", "description": "Harbour code in the KLAP register, e.g. AAR"}
+
+    def parse(self, raw: Any, field: FieldDef, lookups: Lookups) -> Any:
+        value = " ".join(_require_str(raw).split())
+        harbour = lookups.klap.harbour(value)
+        if harbour is not None:
+            return harbour.code
+
+        suggestions = _codes([(found.code, found.name) for found in suggest_harbours(lookups.klap, value)])
+        raise FieldValueError(
+            "unknown_harbour",
+            Text(
+                f"Havnen {_describe(value)} findes ikke i registret over havne.",
+                f"The harbour {_describe(value)} is not in the register of harbours.",
+            ),
+            Text(f"Mente du: {suggestions}?", f"Did you mean: {suggestions}?")
+            if suggestions
+            else Text(
+                "Angiv havnens kode fra havneregistret, fx AAR for Aarhus Havn.",
+                "Give the harbour's code from the register of harbours, e.g. AAR for Aarhus Havn.",
+            ),
+        )
+
+
+class DumpingSiteType(FieldType):
+    """Code of an approved dumping site (klapplads) in the KLAP register, such as "K_101".
+
+    Every value parsed belongs to a new or changed application, so a site that the
+    register marks as closed is rejected, with the nearest approved sites as a hint.
+    """
+
+    name = "dumping_site"
+    json_type = {"type": "string", "description": "Dumping site code in the KLAP register, e.g. K_101"}
+
+    def parse(self, raw: Any, field: FieldDef, lookups: Lookups) -> Any:
+        value = " ".join(_require_str(raw).split())
+        site = lookups.klap.dumping_site(value)
+        if site is None:
+            suggestions = _codes([(found.code, found.name) for found in suggest_dumping_sites(lookups.klap, value)])
+            raise FieldValueError(
+                "unknown_dumping_site",
+                Text(
+                    f"Klappladsen {_describe(value)} findes ikke i registret over klappladser.",
+                    f"The dumping site {_describe(value)} is not in the register of dumping sites.",
+                ),
+                Text(f"Mente du: {suggestions}?", f"Did you mean: {suggestions}?")
+                if suggestions
+                else Text(
+                    "Angiv klappladsens kode fra registret, fx K_101 for Aarhus Bugt.",
+                    "Give the dumping site's code from the register, e.g. K_101 for Aarhus Bugt.",
+                ),
+            )
+        if not site.approved:
+            nearest = _codes([(other.code, other.name) for other in nearest_approved_sites(lookups.klap, site)])
+            raise FieldValueError(
+                "dumping_site_closed",
+                Text(
+                    f"Klappladsen {site.code} ({site.name}) er lukket og kan ikke bruges i nye tilladelser.",
+                    f"The dumping site {site.code} ({site.name}) is closed and cannot be used in new permits.",
+                ),
+                Text(
+                    f"Vælg en godkendt klapplads; de nærmeste er {nearest}.",
+                    f"Choose an approved dumping site; the nearest are {nearest}.",
+                )
+                if nearest
+                else None,
+            )
+        return site.code
+
+
+MAX_GEOMETRY_POSITIONS = 20_000
 
 
 def _positions(coordinates: Any, depth: int) -> list[Any]:
@@ -538,6 +672,123 @@ def _positions(coordinates: Any, depth: int) -> list[Any]:
     if not isinstance(coordinates, list):
         raise _invalid("Koordinaterne har ikke GeoJSON-form.", "The coordinates are not shaped as GeoJSON.")
     return [position for item in coordinates for position in _positions(item, depth - 1)]
+
+
+def _check_position(position: Any) -> None:
+    """Reject a GeoJSON position that is not [longitude, latitude] (optionally with a height) in WGS84."""
+    if (
+        not isinstance(position, list)
+        or len(position) not in (2, 3)
+        or not all(isinstance(value, int | float) and not isinstance(value, bool) for value in position)
+    ):
+        raise _invalid(
+            f"{_describe(position)} er ikke et punkt i WGS84: et punkt skrives [længdegrad, breddegrad] med to tal.",
+            f"{_describe(position)} is not a point in WGS84: a point is written [longitude, latitude] with two "
+            "numbers.",
+        )
+    if not (-180 <= position[0] <= 180 and -90 <= position[1] <= 90):
+        raise _invalid(
+            f"Punktet {_describe(position)} ligger uden for WGS84: længdegraden skal være mellem -180 og 180, "
+            "og breddegraden mellem -90 og 90.",
+            f"The point {_describe(position)} is outside WGS84: the longitude must be between -180 and 180, "
+            "and the latitude between -90 and 90.",
+            "Angiv koordinaterne i grader (WGS84), ikke i meter (fx UTM), med længdegraden først.",
+            "Give the coordinates in degrees (WGS84), not in metres (such as UTM), with the longitude first.",
+        )
+
+
+def _ring_names(geometry: dict[str, Any]) -> list[tuple[Text, Any]]:
+    """Return each ring of a Polygon or MultiPolygon with a name for messages, e.g. "The outer ring of polygon 2"."""
+    polygons = [geometry["coordinates"]] if geometry["type"] == "Polygon" else geometry["coordinates"]
+    named: list[tuple[Text, Any]] = []
+    for polygon_index, polygon in enumerate(polygons, start=1):
+        for ring_index, ring in enumerate(polygon):
+            if ring_index == 0:
+                name = Text("Den ydre ring", "The outer ring")
+            else:
+                name = Text(f"Hul nr. {ring_index}", f"Hole {ring_index}")
+            if len(polygons) > 1:
+                name = Text(f"{name.da} i delflade nr. {polygon_index}", f"{name.en} of polygon {polygon_index}")
+            named.append((name, ring))
+    return named
+
+
+def _check_ring(name: Text, ring: Any) -> None:
+    """Reject a ring with fewer than four positions or whose last position differs from its first."""
+    if not isinstance(ring, list) or len(ring) < 4:
+        count = len(ring) if isinstance(ring, list) else 0
+        raise _invalid(
+            f"{name.da} er ikke lukket: den har kun {count} punkter, og en lukket ring skal have mindst fire, "
+            "hvor det sidste er lig det første.",
+            f"{name.en} is not closed: it has only {count} points, and a closed ring needs at least four, the "
+            "last equal to the first.",
+        )
+    if ring[0] != ring[-1]:
+        raise _invalid(
+            f"{name.da} er ikke lukket: det sidste punkt {_describe(ring[-1])} er ikke lig det første "
+            f"{_describe(ring[0])}.",
+            f"{name.en} is not closed: the last point {_describe(ring[-1])} differs from the first "
+            f"{_describe(ring[0])}.",
+            "Gentag det første punkt som ringens sidste punkt.",
+            "Repeat the first point as the last point of the ring.",
+        )
+
+
+# The reasons GEOS gives for an invalid polygon (shapely.validation.explain_validity), in plain words.
+_VALIDITY_REASONS: dict[str, Text] = {
+    "Self-intersection": Text("kanterne krydser hinanden", "its edges cross each other"),
+    "Ring Self-intersection": Text("en ring rører sig selv", "a ring touches itself"),
+    "Hole lies outside shell": Text("et hul ligger uden for den ydre ring", "a hole lies outside the outer ring"),
+    "Holes are nested": Text("et hul ligger inde i et andet hul", "a hole lies inside another hole"),
+    "Interior is disconnected": Text(
+        "hullerne deler fladen i flere stykker", "its holes split it into separate pieces"
+    ),
+    "Nested shells": Text("en delflade ligger inde i en anden", "one of its polygons lies inside another"),
+    "Duplicate Rings": Text("to af ringene er ens", "two of its rings are the same"),
+    "Too few distinct points in geometry component": Text(
+        "en ring har for få forskellige punkter", "a ring has too few distinct points"
+    ),
+    "Invalid Coordinate": Text("et punkt er ikke et gyldigt tal", "a point is not a valid number"),
+}
+# explain_validity returns the reason followed by the position, e.g. "Self-intersection[9.51 56.175]".
+_VALIDITY_EXPLANATION = re.compile(r"(?P<reason>[^\[]+)\[(?P<x>\S+) (?P<y>\S+)\]")
+
+
+def _invalid_geometry(shape: Any) -> FieldValueError:
+    """Explain in Danish and English why shapely finds a geometry invalid, and where."""
+    hint = Text(
+        "Tegn fladen igen, så kanterne ikke krydser hinanden, og ringene er lukkede.",
+        "Draw the area again so that its edges do not cross and its rings are closed.",
+    )
+    if shape.is_empty:
+        return FieldValueError("invalid_geometry", Text("Fladen er tom.", "The area is empty."), hint)
+
+    explanation = shapely.validation.explain_validity(shape).strip()
+    match = _VALIDITY_EXPLANATION.fullmatch(explanation)
+    reason = match["reason"].strip() if match else explanation
+    plain = _VALIDITY_REASONS.get(reason, Text(reason, reason))
+    where = Text("", "")
+    if match:
+        longitude, latitude = _degrees(match["x"]), _degrees(match["y"])
+        where = Text(
+            f" ved længdegrad {longitude}, breddegrad {latitude}", f" at longitude {longitude}, latitude {latitude}"
+        )
+    return FieldValueError(
+        "invalid_geometry",
+        Text(
+            f"Fladen er ugyldig ({reason}): {plain.da}{where.da}.",
+            f"The area is invalid ({reason}): {plain.en}{where.en}.",
+        ),
+        hint,
+    )
+
+
+def _degrees(text: str) -> str:
+    """Format a coordinate from a GEOS message with at most six decimals (about 0.1 m)."""
+    try:
+        return f"{float(text):.6f}".rstrip("0").rstrip(".")
+    except ValueError:
+        return text
 
 
 class GeometryType(FieldType):
@@ -569,29 +820,9 @@ class GeometryType(FieldType):
                 "Simplify the drawing.",
             )
         for position in positions:
-            if (
-                not isinstance(position, list)
-                or len(position) not in (2, 3)
-                or not all(isinstance(value, int | float) and not isinstance(value, bool) for value in position)
-                or not (-180 <= position[0] <= 180 and -90 <= position[1] <= 90)
-            ):
-                raise _invalid(
-                    f"{_describe(position)} er ikke et punkt (længdegrad, breddegrad) i WGS84.",
-                    f"{_describe(position)} is not a point (longitude, latitude) in WGS84.",
-                )
-        rings = (
-            geometry["coordinates"]
-            if geometry["type"] == "Polygon"
-            else [ring for polygon in geometry["coordinates"] for ring in polygon]
-        )
-        for ring in rings:
-            if not isinstance(ring, list) or len(ring) < 4 or ring[0] != ring[-1]:
-                raise _invalid(
-                    "En ring i fladen er ikke lukket: den skal have mindst fire punkter, og det sidste skal være "
-                    "lig det første.",
-                    "A ring of the area is not closed: it needs at least four points, and the last must equal "
-                    "the first.",
-                )
+            _check_position(position)
+        for name, ring in _ring_names(geometry):
+            _check_ring(name, ring)
         outside = [
             position
             for position in positions
@@ -612,15 +843,7 @@ class GeometryType(FieldType):
                 f"The area cannot be read: {error}.",
             ) from None
         if shape.is_empty or not shape.is_valid:
-            reason = shapely.validation.explain_validity(shape) if not shape.is_empty else "empty"
-            raise FieldValueError(
-                "invalid_geometry",
-                Text(f"Fladen er ugyldig: {reason}.", f"The area is invalid: {reason}."),
-                Text(
-                    "Tegn fladen igen, så kanterne ikke krydser hinanden, og ringene er lukkede.",
-                    "Draw the area again so that its edges do not cross and its rings are closed.",
-                ),
-            )
+            raise _invalid_geometry(shape)
         return {"type": geometry["type"], "coordinates": geometry["coordinates"]}
 
 
@@ -724,6 +947,9 @@ FIELD_TYPES: dict[str, FieldType] = {
         CountryType(),
         PostcodeType(),
         SpeciesType(),
+        Natura2000SiteType(),
+        HarbourType(),
+        DumpingSiteType(),
         GeometryType(),
         PartiesType(),
     )

@@ -14,15 +14,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
 from engine.definitions.compile import CompiledProcess, content_hash
-from engine.definitions.model import PROCESS_ID_PATTERN, ProcessDef, SkeletonDef
+from engine.definitions.model import PROCESS_ID_PATTERN, ProcessDef, ResolvedProcess, SkeletonDef
 from engine.definitions.problems import Location, Problem, known_names, make_problem, pydantic_detail
 from engine.definitions.resolve import LoadedProcess, LoadedSkeleton, Resolution, resolve
+from engine.definitions.schemes import check_scheme
 from engine.definitions.source import Loc, SourceFile, load_source
 from engine.definitions.validate import validate_resolved
 from engine.i18n import Text
@@ -480,6 +482,30 @@ class _ProcessIndex:
             current = parent
         return ancestors, None
 
+    def resolved(
+        self,
+        process_id: str,
+        *,
+        root: Path,
+        skeletons: dict[str, LoadedSkeleton],
+        resolutions: dict[str, Resolution],
+    ) -> ResolvedProcess | None:
+        """Resolve the process `process_id` for a check that needs it beside another, without its problems.
+
+        Its own problems are reported when it is loaded itself. Returns None for an unknown
+        id, and for a process whose chain loops or ends in no usable skeleton.
+        """
+        if process_id in resolutions:
+            return resolutions[process_id].process
+        process = self.by_id.get(process_id)
+        if process is None:
+            return None
+        ancestors, cycle = self.chain(process)
+        skeleton = skeletons.get((ancestors[-1] if ancestors else process).definition.extends)
+        if cycle is not None or skeleton is None:
+            return None
+        return resolve(skeleton, process, root, list(reversed(ancestors))).process
+
     def ancestor_paths(self, path: Path) -> set[Path]:
         process = self.by_path.get(path)
         if process is None:
@@ -533,6 +559,9 @@ def _load_process(
     problems = list(resolution.problems)
     if resolution.process is not None:
         problems.extend(validate_resolved(resolution.process, resolution.sources))
+        if resolution.process.scheme is not None:
+            peers = partial(index.resolved, root=root, skeletons=result.skeletons, resolutions=result.resolutions)
+            problems.extend(check_scheme(resolution.process, resolution.sources, peers, index.by_id))
     result.problems.extend(problems)
     result.resolutions[definition.process] = resolution
 

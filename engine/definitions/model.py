@@ -57,7 +57,7 @@ ProcessId = Annotated[str, StringConstraints(pattern=PROCESS_ID_PATTERN, max_len
 NonEmpty = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
 # Where a part comes from: the skeleton, a process, or the skeleton with a process's change.
 Origin = Literal["skeleton", "process", "changed"]
-StepKind = Literal["task", "action", "letter", "approval", "hearing", "party_hearing", "timer", "intake"]
+StepKind = Literal["task", "action", "letter", "approval", "hearing", "party_hearing", "timer", "intake", "report"]
 # Steps the engine carries out as soon as their phase is entered.
 AUTOMATIC_KINDS: frozenset[str] = frozenset({"action", "letter", "intake"})
 # Steps a caseworker opens and that then wait for replies or a deadline by themselves.
@@ -297,6 +297,56 @@ class Duplicates(Strict):
     allow: StrictBool = Field(default=False, description="Accept duplicates anyway (e.g. one permit per shipment).")
 
 
+class ReplyBy(Strict):
+    """A day of the year, such as 1 February: `{month: 2, day: 1}`."""
+
+    month: int = Field(ge=1, le=12)
+    day: int = Field(ge=1, le=31)
+
+
+class SchemeDef(Strict):
+    """A scheme case (ordningssag): its members, and the request cases its bulk run creates.
+
+        scheme:
+          members: klap-tilladelse
+          requests: klap-aarligt-tilsyn
+          fields: {subject_name: holder_name, subject_cvr: holder_cvr}
+          period: year
+          period_field: report_year
+          member_field: permit_reference
+          scheme_field: scheme_case
+          reply_by: {month: 2, day: 1}
+
+    A member's snapshot holds the member process's fields that `fields` names; the bulk run
+    fills each request case from it.
+    """
+
+    members: ProcessId = Field(description="The process whose cases are the scheme's members, such as a permit.")
+    requests: ProcessId = Field(description="The process of the request cases that the bulk run creates.")
+    fields: dict[Identifier, Identifier] = Field(
+        min_length=1,
+        description="Request field: the member field whose value it gets from the member's snapshot.",
+    )
+    period: Literal["year"] = Field(
+        default="year", description="What one request covers: one request per member and calendar year."
+    )
+    period_field: Identifier | None = Field(
+        default=None, description="An integer field of the request process that gets the period's year."
+    )
+    member_field: Identifier | None = Field(
+        default=None,
+        description="A text field of the request process that gets the member's key: the journal number of the "
+        "member case, or the reference an imported member was given.",
+    )
+    scheme_field: Identifier | None = Field(
+        default=None, description="A text field of the request process that gets the scheme case's journal number."
+    )
+    reply_by: ReplyBy = Field(
+        description="The day in the year after the period by which the reports are due; a day that is not a "
+        "working day moves the deadline to the next working day."
+    )
+
+
 class StepChange(Strict):
     insert_after: Identifier | None = None
     insert_before: Identifier | None = None
@@ -342,6 +392,9 @@ class ProcessDef(Strict):
         default=None,
         description="The team whose staff handle the process's cases. Without it, a case gets the submitting "
         "caseworker's first team, or none.",
+    )
+    scheme: SchemeDef | None = Field(
+        default=None, description="Makes the process a scheme case with members and bulk requests (ordningssag)."
     )
 
 
@@ -402,3 +455,4 @@ class ResolvedProcess(Strict):
     duplicates: Duplicates | None = None
     escalation: list[EscalationRule] = Field(default_factory=list)
     team: str | None = None
+    scheme: SchemeDef | None = None

@@ -26,7 +26,20 @@ THEMATIC_BREAK = "---"
 
 def render_plain_text(tokens: Sequence[Token]) -> str:
     """Render tokens from `MarkdownIt.parse` as plain text ending in one newline."""
-    text = _blocks(SyntaxTreeNode(tokens).children)
+    return finish_plain_text(plain_blocks(tokens))
+
+
+def plain_blocks(tokens: Sequence[Token]) -> str:
+    """Render the top-level blocks of `tokens`, separated by one blank line, before the final clean-up.
+
+    The blocks of a document split between top-level blocks give the same text when the
+    parts' results are joined by a blank line, leaving out empty ones.
+    """
+    return _blocks(SyntaxTreeNode(tokens).children)
+
+
+def finish_plain_text(text: str) -> str:
+    """Strip the spaces that end lines and the blank lines around the text, and end it with one newline."""
     lines = [line.rstrip() for line in text.split("\n")]
     return "\n".join(lines).strip("\n") + "\n"
 

@@ -33,6 +33,7 @@ _KINDS = {
         "party_hearing": "partshøring",
         "timer": "timer",
         "intake": "modtagelse",
+        "report": "indberetning",
     },
     "en": {
         "task": "task",
@@ -43,6 +44,7 @@ _KINDS = {
         "party_hearing": "party hearing",
         "timer": "timer",
         "intake": "intake",
+        "report": "report",
     },
 }
 

@@ -522,6 +522,33 @@ CATALOG: dict[str, Entry] = {
         ),
         "warning",
     ),
+    # Scheme cases: the `scheme:` section and the processes it names.
+    "SF340": Entry(
+        "unknown-scheme-process",
+        _t(
+            "Processen '{name}', som 'scheme.{key}' nævner, findes ikke.",
+            "The process '{name}' that 'scheme.{key}' names does not exist.",
+        ),
+        _t("Kendte processer: {known}.", "Known processes: {known}."),
+    ),
+    "SF341": Entry(
+        "unknown-scheme-field",
+        _t(
+            "Feltet '{name}' findes ikke i processen '{process}' ({side}).",
+            "The field '{name}' does not exist in the process '{process}' ({side}).",
+        ),
+        _t("Kendte felter: {known}.", "Known fields: {known}."),
+    ),
+    "SF342": Entry(
+        "scheme-field-type",
+        _t("Ordningens felt '{name}': {detail}.", "The scheme's field '{name}': {detail}."),
+        _t("{fix}", "{fix}"),
+    ),
+    "SF343": Entry(
+        "invalid-scheme",
+        _t("Ordningen kan ikke bruges: {detail}.", "The scheme cannot be used: {detail}."),
+        _t("{fix}", "{fix}"),
+    ),
 }
 
 

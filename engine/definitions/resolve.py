@@ -29,6 +29,7 @@ from engine.definitions.model import (
     ResolvedProcess,
     ResolvedStep,
     RoleDef,
+    SchemeDef,
     SkeletonDef,
     StepChange,
     StepDef,
@@ -295,6 +296,7 @@ class _Resolver:
         self.duplicates: Duplicates | None = None
         self.escalation: list[EscalationRule] = list(base.escalation)
         self.team: str | None = None
+        self.scheme: SchemeDef | None = None
 
     def duplicate(self, location: Location, kind: Text, name: str, key: SourceKey) -> None:
         self.problems.append(make_problem("SF301", location, kind=kind, name=name, first=self.sources.location(key)))
@@ -374,6 +376,7 @@ class _Resolver:
             "duplicates",
             "team",
             "escalation",
+            "scheme",
         ):
             value = getattr(definition, name)
             if value is not None:
@@ -507,6 +510,7 @@ class _Resolver:
             "duplicates": self.duplicates,
             "escalation": self.escalation,
             "team": self.team,
+            "scheme": self.scheme,
         }
         if self.process is None:
             # A bare skeleton is validated like a process that changes nothing.
@@ -766,7 +770,7 @@ def _apply_step_changes(
             continue
 
         new_step = _resolved_step(change.step, "process")
-        if anchor_step.locked:
+        if anchor_step.locked and operation == "replace":
             # A permitted replacement of a locked step stays locked for processes that extend this one.
             new_step = new_step.model_copy(update={"locked": True})
         existing = _find_step(phases, new_step.id)

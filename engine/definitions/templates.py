@@ -26,7 +26,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from markdown_it import MarkdownIt
 
 from engine.calendar import COPENHAGEN
-from engine.definitions.plaintext import render_plain_text
+from engine.definitions.plaintext import finish_plain_text, plain_blocks, render_plain_text
 from engine.i18n import LANGUAGES, Language
 
 _MONTHS = {
@@ -41,9 +41,22 @@ _MONTHS = {
 }  # fmt: skip
 
 # Names every letter template may use besides the case fields; the runtime fills them. `hearing`
-# is None except in the letters that a hearing or party hearing step sends.
+# is None except in the letters that a hearing or party hearing step sends, and `report` except
+# in the letters of a scheme's request case.
 LETTER_NAMES: frozenset[str] = frozenset(
-    {"case", "authority", "process", "letter_date", "fee", "appeal", "language", "recipient", "deadlines", "hearing"}
+    {
+        "case",
+        "authority",
+        "process",
+        "letter_date",
+        "fee",
+        "appeal",
+        "language",
+        "recipient",
+        "deadlines",
+        "hearing",
+        "report",
+    }
 )
 
 _BLANK_LINES = re.compile(r"\n{3,}")
@@ -205,6 +218,86 @@ class RenderedLetter:
     markdown: str
 
 
+# The cut between two parts of a letter that Markdown reads independently: a blank line
+# followed by a line without indentation or list marker, which starts a new top-level block.
+_PART_BREAK = re.compile(r"\n\n(?=[^\s\d*+-]|\d+[^\d.)]|[*+-]\S|\d+[.)]\S)")
+# Fenced code and link reference definitions tie distant lines together, so such letters are not cut.
+_TIED_LINES = re.compile(r"^ {0,3}(?:```|~~~|\[[^\]]*\]:)", re.MULTILINE)
+
+
+# A backslash escape: a backslash before ASCII punctuation, which then stands for itself.
+_ESCAPE = r"\\[!-/:-@\[-`{-~]"
+# A character that plain paragraph text may hold as it is: no tab, no control character and
+# nothing that starts inline Markdown (emphasis, code, links, autolinks, entities, escapes).
+_PLAIN_CHARACTER = r"[^\x00-\x1f\x7f*_`\[\]<>&\\]"
+# A line of a plain paragraph. It starts with a letter, an opening quote or parenthesis, an
+# escape, or a number that is no list marker, so no line starts a block or ends a paragraph.
+_PLAIN_LINE = re.compile(rf"(?:[^\W\d_]|[\"'(«]|{_ESCAPE}|\d(?!\d*[.)](?:\s|$)))(?:{_PLAIN_CHARACTER}|{_ESCAPE})*")
+_UNESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
+
+
+def _plain_paragraph(part: str) -> tuple[str, str] | None:
+    """Convert one paragraph of plain text as markdown-it does, or return None when `part` is not that.
+
+    Lines ending in two or more spaces end in a hard line break, other line breaks are soft,
+    escapes stand for their character, and the HTML escapes &, <, > and ".
+    """
+    lines = part.split("\n")
+    if not all(_PLAIN_LINE.fullmatch(line) for line in lines):
+        return None
+    html: list[str] = []
+    text: list[str] = []
+    for index, line in enumerate(lines):
+        content = _UNESCAPE.sub(r"\1", line.rstrip(" "))
+        html.append(_escape(content))
+        text.append(content)
+        if index < len(lines) - 1:
+            html.append("<br />\n" if line.endswith("  ") else "\n")
+            text.append("\n")
+    return f"<p>{''.join(html)}</p>\n", "".join(text)
+
+
+class BlockCache:
+    """Converted parts of letters, for rendering many letters that share most of their text.
+
+    A bulk run renders one letter per member from one template: the letters differ in a
+    few paragraphs, such as the address and the journal number, and share the rest. The
+    cache cuts each letter's Markdown where a blank line is followed by a line that starts
+    new top-level blocks (no indentation, no list marker), converts each part to HTML and
+    plain text once, and joins the parts. A letter with fenced code or link reference
+    definitions is not cut, and `convert` returns None for it.
+
+    When the cache contains `max_entries` parts, it starts over, so memory stays bounded.
+    """
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self.max_entries = max_entries
+        self._parts: dict[str, tuple[str, str]] = {}
+
+    def convert(self, markdown: str) -> tuple[str, str] | None:
+        """Return the HTML body and the plain text of `markdown`, or None when it cannot be cut safely."""
+        if _TIED_LINES.search(markdown):
+            return None
+        bodies: list[str] = []
+        texts: list[str] = []
+        for part in _PART_BREAK.split(markdown):
+            converted = self._parts.get(part)
+            if converted is None:
+                converted = _plain_paragraph(part) or self._parse(part)
+                if len(self._parts) >= self.max_entries:
+                    self._parts.clear()
+                self._parts[part] = converted
+            bodies.append(converted[0])
+            if converted[1]:
+                texts.append(converted[1])
+        return "".join(bodies), finish_plain_text("\n\n".join(texts))
+
+    @staticmethod
+    def _parse(part: str) -> tuple[str, str]:
+        tokens = _MARKDOWN.parse(part)
+        return _MARKDOWN.renderer.render(tokens, _MARKDOWN.options, {}), plain_blocks(tokens)
+
+
 class LetterRenderer:
     """Renders the letters of one compiled process version.
 
@@ -236,20 +329,33 @@ class LetterRenderer:
         """Compile a template and what it extends now, raising `TemplateProblem` if that fails."""
         self._template(name, "da")
 
-    def render(self, name: str, subject: str, language: Language, context: Mapping[str, Any]) -> RenderedLetter:
+    def render(
+        self,
+        name: str,
+        subject: str,
+        language: Language,
+        context: Mapping[str, Any],
+        blocks: BlockCache | None = None,
+    ) -> RenderedLetter:
+        """Render a letter; with `blocks`, Markdown blocks that earlier letters had too are converted once."""
         template = self._template(name, language)
         try:
             output = template.render(context)
         except TemplateError as error:
             raise TemplateProblem(name, error.message or type(error).__name__, getattr(error, "lineno", None)) from None
         markdown = _BLANK_LINES.sub("\n\n", output).strip() + "\n"
-        tokens = _MARKDOWN.parse(markdown)
-        body = _MARKDOWN.renderer.render(tokens, _MARKDOWN.options, {})
+        converted = blocks.convert(markdown) if blocks is not None else None
+        if converted is None:
+            tokens = _MARKDOWN.parse(markdown)
+            body = _MARKDOWN.renderer.render(tokens, _MARKDOWN.options, {})
+            text = render_plain_text(tokens)
+        else:
+            body, text = converted
         html = (
             f'<!DOCTYPE html>\n<html lang="{language}">\n<head><meta charset="utf-8">'
             f"<title>{_escape(subject)}</title></head>\n<body>\n{body}</body>\n</html>\n"
         )
-        return RenderedLetter(subject=subject, text=render_plain_text(tokens), html=html, markdown=markdown)
+        return RenderedLetter(subject=subject, text=text, html=html, markdown=markdown)
 
     def _label(self, value: Any, field: str, language: Language) -> str:
         if value is None:

@@ -119,13 +119,28 @@ _KIND_OUTCOMES: dict[str, tuple[str, ...]] = {
     "hearing": ("answered", "partly_answered", "deadline_passed"),
     "party_hearing": ("answered", "partly_answered", "deadline_passed"),
     "timer": ("elapsed", "no_date"),
+    "report": ("submitted", "deadline_passed"),
 }
 # Every step can also be skipped. A guard reads `active` for a step of the case's current round
 # that has not finished yet, such as a later step of the same phase.
 _COMMON_OUTCOMES = ("skipped", "active")
 
 # Field types whose value in a guard is a `str` (see `FieldType.to_context`).
-_TEXT_TYPES = frozenset({"text", "postcode", "cvr", "cpr", "email", "country", "species", "enum"})
+_TEXT_TYPES = frozenset(
+    {
+        "text",
+        "postcode",
+        "cvr",
+        "cpr",
+        "email",
+        "country",
+        "species",
+        "natura2000_site",
+        "harbour",
+        "dumping_site",
+        "enum",
+    }
+)
 _NUMBER_TYPES = frozenset({"integer", "decimal", "money"})
 
 
@@ -319,6 +334,8 @@ LETTER_OBJECT_KEYS: dict[str, tuple[str, ...]] = {
     "recipient": ("id_type", "id", "name"),
     # Only in letters that a hearing or party hearing step sends (engine/runtime/letters.py, hearing_context).
     "hearing": ("kind", "party", "deadline", "reply_url", "merged"),
+    # Only in the letters of a request case that a scheme's bulk run created (engine/runtime/schemes.py).
+    "report": ("period", "deadline", "reply_url"),
 }
 
 
@@ -757,7 +774,7 @@ class _Checker:
             self.add("SF310", self.at(key, "letter"), name=step.letter, known=known)
 
     def check_waiting_step(self, step: ResolvedStep, key: SourceKey) -> None:
-        """Check hearing, party hearing, timer and intake steps."""
+        """Check hearing, party hearing, timer, intake and report steps."""
         if step.kind in ("hearing", "party_hearing"):
             # A caseworker opens the hearing: the letter goes to each party, who replies by the deadline.
             self._misplaced(step, key, ("form", "action", "params", "approves", "eyes", "until"))
@@ -772,6 +789,25 @@ class _Checker:
             self._misplaced(step, key, ("action", "letter", "approves", "eyes", "role", "until", "deadline"))
             self.check_form(step, key)
             self.check_intake_params(step, key)
+        elif step.kind == "report":
+            # The party fills the form through the link in the request letter, by the deadline.
+            self._misplaced(step, key, ("action", "params", "letter", "approves", "eyes", "role", "until"))
+            self._require(step, key, "form")
+            self._require(step, key, "deadline")
+            self.check_form(step, key)
+            if not step.required:
+                self.add(
+                    "SF315",
+                    self.at(key, "required", use_key=True),
+                    name=step.id,
+                    kind=step.kind,
+                    detail=Text(
+                        "et indberetningstrin skal være påkrævet, for ellers forlader sagen fasen, før "
+                        "indberetningen kommer",
+                        "a report step must be required, because otherwise the case leaves the phase before the "
+                        "report arrives",
+                    ),
+                )
 
     def check_timer(self, step: ResolvedStep, key: SourceKey) -> None:
         if (step.deadline is None) == (step.until is None):

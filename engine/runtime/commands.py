@@ -69,6 +69,13 @@ def wrong_step_kind(step_id: str, kind: str, route: str) -> BadRequest:
             "åbn høringen med /hearing. Den afsluttes, når parterne har svaret, eller når fristen er udløbet.",
             "open the hearing with /hearing. It ends when the parties have replied or when the deadline has passed.",
         )
+    elif kind == "report":
+        how = Text(
+            "parten indberetter via linket i anmodningen. Trinnet afsluttes, når indberetningen er modtaget, eller "
+            "når fristen er udløbet.",
+            "the party reports through the link in the request. The step ends when the report has been received "
+            "or when the deadline has passed.",
+        )
     else:
         how = Text("systemet udfører trinnet selv.", "the system carries out the step itself.")
     return BadRequest(
@@ -140,6 +147,9 @@ class CaseCommand:
         self.case.data = {**self.case.data, field: value}
         first_before = self.changes["data"].get(field, [before, None])[0]
         self.changes["data"][field] = [first_before, value]
+
+    def record(self, key: str, entry: Any) -> None:
+        self.changes.setdefault(key, []).append(entry)
 
     # The checklist -----------------------------------------------------------------------
 
@@ -213,6 +223,10 @@ class CaseCommand:
                 self.run_automatic(step, row)
             elif step.definition.kind == "timer":
                 self.start_timer(step, row)
+            elif step.definition.kind == "report":
+                # The party's report through the link, or the worker at the deadline, ends it.
+                row.status = StepStatus.WAITING
+                self._record_step(row)
 
         if phase.final:
             self.case.status = CaseStatus.CLOSED
@@ -319,9 +333,9 @@ class CaseCommand:
         row.status = StepStatus.WAITING
         self._record_step(row)
 
-    def finish_waiting(self, row: CaseStep, outcome: str) -> None:
-        """Mark a waiting hearing or timer step done by the system with `outcome`, then settle the case."""
-        self._finish_step(row, StepStatus.DONE, outcome, "system")
+    def finish_waiting(self, row: CaseStep, outcome: str, by: str = "system") -> None:
+        """Mark a waiting hearing, timer or report step done by `by` with `outcome`, then settle the case."""
+        self._finish_step(row, StepStatus.DONE, outcome, by)
         self.settle()
 
     def add_done_row(self, beside: CaseStep, step_id: str, kind: str, outcome: str, data: dict[str, Any]) -> CaseStep:

@@ -2,8 +2,9 @@
 
 Besides every case field, a template sees `case`, `authority`, `process`, `letter_date`,
 `fee`, `appeal`, `language`, `recipient`, `deadlines` (the due dates of the current
-phase's steps by step id, added by the command) and `hearing` (None except in a letter that
-a hearing or party hearing step sends, see `hearing_context`). `appeal.deadline` is the
+phase's steps by step id, added by the command), `hearing` (None except in a letter that
+a hearing or party hearing step sends, see `hearing_context`) and `report` (None except in
+the letters of a scheme's request case, see `report_context`). `appeal.deadline` is the
 actual expiry date of the appeal period counted from the letter's date on the Danish
 calendar, which every decision letter must state.
 
@@ -15,7 +16,7 @@ caseworker or the system is Markdown and may contain lists or emphasis.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -94,10 +95,17 @@ def _escaped(value: Any) -> Any:
 
 
 def letter_context(
-    case: Case, process: CompiledProcess, services: Services, now: datetime, language: Language
+    case: Case,
+    process: CompiledProcess,
+    services: Services,
+    now: datetime,
+    language: Language,
+    fields: Collection[str] | None = None,
 ) -> dict[str, Any]:
+    """Build what a letter template sees; `fields` limits the case fields to those the template reads."""
     definition = process.definition
-    context: dict[str, Any] = {name: field_context(process, name, case.data.get(name)) for name in process.fields}
+    names = process.fields if fields is None else fields
+    context: dict[str, Any] = {name: field_context(process, name, case.data.get(name)) for name in names}
 
     deadline = case.processing_deadline_at
     context["case"] = {
@@ -124,6 +132,7 @@ def letter_context(
     recipient = recipient_of(case, process)
     context["recipient"] = {**recipient, "name": escape_markdown(recipient["name"])}
     context["hearing"] = None
+    context["report"] = None
     appeal = definition.appeal
     context["appeal"] = (
         {
@@ -161,6 +170,14 @@ def hearing_context(
         "reply_url": reply_url,
         "merged": dict(merged),
     }
+
+
+def report_context(period: str, deadline: datetime, reply_url: str | None) -> dict[str, Any]:
+    """Build the `report` object of a letter in a scheme's request case: the period, the deadline and the link.
+
+    `reply_url` is None for a request case that no scheme created, which has no reply link.
+    """
+    return {"period": period, "deadline": local_date(deadline), "reply_url": reply_url}
 
 
 def sha256_text(text: str) -> str:

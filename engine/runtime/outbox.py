@@ -1,4 +1,8 @@
-"""Dispatch the transactional outbox: deliver queued letters by digital post or physical mail.
+"""Dispatch the transactional outbox: deliver letters by digital post or physical mail, and book payments.
+
+A message on the channel `finance` has no document: it books a voucher in the finance
+system (reserve, commit, pay or release; see `engine/runtime/payments.py`). Every other
+message delivers a letter.
 
 A delivery takes three steps, so that no database lock is held while an outside system is
 called:
@@ -10,13 +14,17 @@ called:
    message while this one sends it.
 2. `deliver` calls the adapter with the message's idempotency key as message id. A
    recipient that digital post cannot reach (exempt, or without CVR or CPR) gets the
-   letter by physical mail instead.
+   letter by physical mail instead. A finance message goes to `services.finance`.
 3. `record_result` stores the outcome on the attempt and the message: sent, or queued
-   again with exponential backoff, or failed after `MAX_ATTEMPTS`.
+   again with exponential backoff, or failed after `MAX_ATTEMPTS`. A voucher that the
+   finance system rejects for good (`FinanceRejected`, such as a creditor without
+   NemKonto) fails at once. A sent or failed letter updates its document and appends
+   `letter_sent` or `letter_failed` to the case's audit trail; a finance message appends
+   `payment_sent` or `payment_failed`.
 
 A worker that dies between 1 and 3 leaves its attempt marked interrupted; once the lease
 has run out another worker sends the message again with the same message id, which the
-adapters deliver once.
+adapters deliver, and the finance system books, once.
 """
 
 from __future__ import annotations
@@ -34,7 +42,9 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from engine.adapters.digital_post import Party, PostMessage, RecipientExempt
+from engine.adapters.finance import FinanceRejected
 from engine.runtime.audit import append_event
+from engine.runtime.payments import FINANCE, FinanceCall, payment_entry, payment_event
 from engine.runtime.services import Services
 from engine.storage.database import Database
 from engine.storage.tables import (
@@ -76,7 +86,7 @@ class DispatchReport:
 
 @dataclass(frozen=True)
 class Claim:
-    """A message claimed for one delivery attempt."""
+    """A message claimed for one delivery attempt: a letter (`post`) or a finance booking (`booking`)."""
 
     message_id: int
     attempt_id: int
@@ -84,7 +94,8 @@ class Claim:
     channel: str
     case_id: int
     journal_number: str
-    post: PostMessage
+    post: PostMessage | None
+    booking: FinanceCall | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +104,8 @@ class DeliveryResult:
     receipt: str | None
     error: str | None
     duration_ms: int
+    # The outside system rejected the message itself, so the outbox gives up at once instead of retrying.
+    rejected: bool = False
 
 
 def default_worker_name() -> str:
@@ -108,7 +121,9 @@ def _with_token(body: str | None, payload: dict[str, Any]) -> str | None:
     token = payload.get("reply_token")
     if body is None or not token:
         return body
-    return body.replace(REPLY_PATH + REDACTED_TOKEN, REPLY_PATH + str(token))
+    # A scheme's report link has a path of its own (engine/runtime/schemes.py).
+    path = str(payload.get("reply_path") or REPLY_PATH)
+    return body.replace(path + REDACTED_TOKEN, path + str(token))
 
 
 def _post_message(message: OutboxMessage, document: Document, case: Case, services: Services) -> PostMessage:
@@ -151,7 +166,8 @@ def claim_next(database: Database, services: Services, worker: str) -> Claim | N
             return None
         document = session.get(Document, message.document_id) if message.document_id else None
         case = session.get(Case, message.case_id)
-        if document is None or case is None:  # pragma: no cover - foreign keys keep both
+        is_booking = message.channel == FINANCE
+        if case is None or (document is None and not is_booking):  # pragma: no cover - foreign keys keep both
             message.status = OutboxStatus.FAILED
             message.last_error = "document or case missing"
             logger.error("Outbox message %s has no document or case; marked failed", message.id)
@@ -170,22 +186,49 @@ def claim_next(database: Database, services: Services, worker: str) -> Claim | N
             channel=message.channel,
             case_id=case.id,
             journal_number=case.journal_number,
-            post=_post_message(message, document, case, services),
+            post=_post_message(message, document, case, services) if document is not None else None,
+            booking=FinanceCall.of(message) if is_booking else None,
         )
 
 
 def deliver(claim: Claim, services: Services) -> DeliveryResult:
-    """Send a claimed message; digital post first unless the recipient cannot receive it there."""
+    """Deliver a claimed message: book a finance message, or send a letter.
+
+    A letter goes by digital post unless the recipient cannot receive it there.
+    """
+    if claim.booking is not None:
+        return _book(claim.booking, services)
+    if claim.post is None:  # pragma: no cover - claim_next gives every other message its letter
+        raise ValueError(f"outbox message {claim.message_id} has neither a letter nor a booking")
+    return _send_letter(claim, claim.post, services)
+
+
+def _book(booking: FinanceCall, services: Services) -> DeliveryResult:
+    started = time.monotonic()
+    receipt: str | None = None
+    error: str | None = None
+    rejected = False
+    try:
+        receipt = booking.send(services.finance)
+    except FinanceRejected as rejection:
+        error, rejected = f"{type(rejection).__name__}: {rejection}"[:2000], True
+    except Exception as failure:  # any other failure leaves the booking queued for a retry
+        error = f"{type(failure).__name__}: {failure}"[:2000]
+    duration_ms = round((time.monotonic() - started) * 1000)
+    return DeliveryResult(FINANCE, receipt, error, duration_ms, rejected)
+
+
+def _send_letter(claim: Claim, post: PostMessage, services: Services) -> DeliveryResult:
     started = time.monotonic()
     channel = claim.channel
-    if channel == DIGITAL_POST and claim.post.recipient.id_type == "NONE":
+    if channel == DIGITAL_POST and post.recipient.id_type == "NONE":
         channel = PHYSICAL_MAIL
     receipt: str | None = None
     error: str | None = None
     try:
         if channel == DIGITAL_POST:
             try:
-                receipt = services.digital_post.send(claim.post)
+                receipt = services.digital_post.send(post)
             except RecipientExempt as exempt:
                 logger.info(
                     "Outbox message %s of case %s goes by physical mail: %s",
@@ -195,7 +238,7 @@ def deliver(claim: Claim, services: Services) -> DeliveryResult:
                 )
                 channel = PHYSICAL_MAIL
         if channel == PHYSICAL_MAIL:
-            receipt = services.physical_mail.send(claim.post)
+            receipt = services.physical_mail.send(post)
     except Exception as failure:  # any adapter failure must leave the letter queued
         error = f"{type(failure).__name__}: {failure}"[:2000]
     duration_ms = round((time.monotonic() - started) * 1000)
@@ -240,6 +283,17 @@ def record_result(database: Database, services: Services, claim: Claim, result: 
             )
             return "superseded"
         message.last_error = result.error
+        if result.rejected:
+            _mark_failed(session, message, now, result.error)
+            logger.error(
+                "Giving up on outbox message %s of case %s at attempt %d, which %s rejected: %s",
+                message.id,
+                claim.journal_number,
+                message.attempts,
+                result.channel,
+                result.error,
+            )
+            return "failed"
         if message.attempts >= MAX_ATTEMPTS:
             _mark_failed(session, message, now, result.error)
             logger.error(
@@ -268,9 +322,13 @@ def _without_token(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def _mark_failed(session: Session, message: OutboxMessage, now: datetime, error: str) -> None:
-    """Give up on a message: the letter's document shows `failed`, and the case's trail records it."""
+    """Give up on a message: a letter's document shows `failed`, and the case's trail records it."""
     message.status = OutboxStatus.FAILED
     message.payload = _without_token(message.payload)
+    if message.channel == FINANCE:
+        changes = payment_event(message, (OutboxStatus.PENDING, OutboxStatus.FAILED), error=error)
+        append_event(session, message.case_id, now, "system", "payment_failed", changes)
+        return
     document = session.get(Document, message.document_id) if message.document_id else None
     if document is None:  # pragma: no cover - the foreign key keeps it
         return
@@ -288,14 +346,25 @@ def _mark_failed(session: Session, message: OutboxMessage, now: datetime, error:
 def _mark_sent(
     session: Session, message: OutboxMessage, result: DeliveryResult, now: datetime, journal_number: str
 ) -> None:
-    document = session.get(Document, message.document_id)
-    if document is None:  # pragma: no cover - the foreign key keeps it
-        raise LookupError(f"outbox message {message.id} has no document")
     message.status = OutboxStatus.SENT
     message.sent_at = now
     message.receipt = result.receipt
     message.last_error = None
     message.payload = _without_token(message.payload)
+    if message.channel == FINANCE:
+        changes = payment_event(message, (OutboxStatus.PENDING, OutboxStatus.SENT), receipt=result.receipt)
+        append_event(session, message.case_id, now, "system", "payment_sent", changes)
+        logger.info(
+            "Booked %s of outbox message %s of case %s in the finance system (%s)",
+            message.payload.get("operation"),
+            message.id,
+            journal_number,
+            result.receipt,
+        )
+        return
+    document = session.get(Document, message.document_id)
+    if document is None:  # pragma: no cover - the foreign key keeps it
+        raise LookupError(f"outbox message {message.id} has no document")
     document.status = DocumentStatus.SENT
     document.sent_at = now
     append_event(
@@ -354,7 +423,7 @@ def dispatch_due(
     return report
 
 
-# The physical-mail queue ---------------------------------------------------------------------
+# Listing the outbox and the physical-mail queue ----------------------------------------------
 
 
 def list_outbox(
@@ -366,6 +435,10 @@ def list_outbox(
     limit: int = 100,
 ) -> list[dict[str, Any]]:
     """List outbox messages, oldest first, optionally only those with `status` or `channel`.
+
+    A letter has its `document` and `recipient` and no `payment`; a finance message has a
+    `payment` (operation, amount in øre and in kroner, account, dimension, text, creditor)
+    and neither a document nor a recipient.
 
     `visible` is the SQL condition on `Case` for the cases the caller may see (None for
     every case), as `engine.people.Access.visible_cases` returns it.
@@ -407,12 +480,15 @@ def list_physical_mail(
 
 
 def _outbox_entry(message: OutboxMessage, journal_number: str, number: int | None, title: str | None) -> dict[str, Any]:
+    is_booking = message.channel == FINANCE
     recipient = message.payload.get("recipient") or {}
     return {
         "id": message.id,
         "case": {"id": message.case_id, "journal_number": journal_number},
-        "document": {"number": number, "title": title},
-        "recipient": {
+        "document": None if is_booking else {"number": number, "title": title},
+        "recipient": None
+        if is_booking
+        else {
             "id_type": recipient.get("id_type", "NONE"),
             "id": recipient.get("id", ""),
             "name": recipient.get("name", ""),
@@ -420,6 +496,7 @@ def _outbox_entry(message: OutboxMessage, journal_number: str, number: int | Non
             "postcode": recipient.get("postcode"),
             "city": recipient.get("city"),
         },
+        "payment": payment_entry(message.payload) if is_booking else None,
         "channel": message.channel,
         "status": message.status,
         "attempts": message.attempts,

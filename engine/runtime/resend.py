@@ -1,9 +1,11 @@
-"""Queue a letter again after the outbox gave up on it.
+"""Queue a letter or a payment again after the outbox gave up on it.
 
 The outbox gives up on a letter after `outbox.MAX_ATTEMPTS` failed deliveries, for example
 when the digital-post service was down for hours. Once the cause is fixed, a caseworker
 or an administrator queues the letter again. The worker delivers it with the same
 idempotency key, which lets the digital-post service drop a copy it already received.
+A finance booking is queued again the same way, for example after the creditor has
+registered a NemKonto, and the finance system books its key once.
 
 A hearing letter's reply token is deleted when the outbox gives up, because only its hash
 may stay at rest. Queuing such a letter again gives the party a new token, which replaces
@@ -23,6 +25,7 @@ from engine.i18n import Language, Text
 from engine.runtime.commands import CaseCommand
 from engine.runtime.hearings import TOKEN_BYTES, hash_token
 from engine.runtime.outbox import list_outbox
+from engine.runtime.payments import FINANCE, payment_event
 from engine.service import Sagsflow
 from engine.storage.tables import Case, Document, DocumentStatus, HearingParty, OutboxMessage, OutboxStatus
 
@@ -46,13 +49,14 @@ def find_message(command: CaseCommand, message_id: int) -> OutboxMessage:
 
 
 def retry_letter(command: CaseCommand, message_id: int) -> None:
-    """Queue a failed letter again for delivery now; record it in the case's audit trail."""
+    """Queue a failed letter or finance booking again for delivery now; record it in the case's audit trail."""
     message = find_message(command, message_id)
     if message.status != OutboxStatus.FAILED:
         raise Conflict(
             Text(
-                f"Besked {message_id} er '{message.status}', ikke 'failed'; kun opgivne breve kan sendes igen.",
-                f"Message {message_id} is '{message.status}', not 'failed'; only letters given up can be queued again.",
+                f"Besked {message_id} er '{message.status}', ikke 'failed'; kun opgivne beskeder kan sendes igen.",
+                f"Message {message_id} is '{message.status}', not 'failed'; "
+                "only messages given up can be queued again.",
             ),
             code="not_failed",
             field="message",
@@ -84,6 +88,9 @@ def retry_letter(command: CaseCommand, message_id: int) -> None:
     message.attempts = 0
     message.next_attempt_at = command.now
     message.last_error = None
+    if message.channel == FINANCE:
+        command.changes["payments"] = payment_event(message, (OutboxStatus.FAILED, OutboxStatus.PENDING))["payments"]
+        return
     document = command.session.get(Document, message.document_id) if message.document_id else None
     number = None
     if document is not None:
@@ -120,7 +127,10 @@ def outbox_messages(
 
 
 def queue_again(service: Sagsflow, actor: Actor, message_id: int, language: Language) -> dict[str, Any]:
-    """Queue a letter that the outbox gave up on again, as a command on its case; return the case view."""
+    """Queue a letter or payment that the outbox gave up on again, as a command on its case; return the case view.
+
+    The command is `retry_payment` for a finance message and `retry_letter` for a letter.
+    """
     require_mail_role(actor)
     with service.database.read() as session:
         message = session.get(OutboxMessage, message_id)
@@ -132,6 +142,5 @@ def queue_again(service: Sagsflow, actor: Actor, message_id: int, language: Lang
                 field="message",
             )
         case_id = case.id
-    return service.run_command(
-        actor, case_id, None, language, "retry_letter", lambda command: retry_letter(command, message_id)
-    )
+        name = "retry_payment" if message is not None and message.channel == FINANCE else "retry_letter"
+    return service.run_command(actor, case_id, None, language, name, lambda command: retry_letter(command, message_id))

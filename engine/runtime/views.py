@@ -117,6 +117,10 @@ def step_view(row: CaseStep, process: CompiledProcess, language: Language) -> di
     if row.kind == "hearing_reply":
         view["party"] = row.data.get("party")
         view["documents"] = list(row.data.get("documents", []))
+    if definition is not None and definition.kind == "report":
+        # The fields the party fills in through the report link, and the filed report once it has come.
+        view["form"] = [field_view(process, entry.field, language, entry.required) for entry in definition.form]
+        view["documents"] = list(row.data.get("documents", []))
     return view
 
 

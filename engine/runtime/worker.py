@@ -4,7 +4,8 @@ Each round of `Worker.run_round` does four things, in this order:
 
 1. delivers the due letters of the outbox (`engine/runtime/outbox.py`);
 2. fires due timers: a waiting `timer` step whose time has come is done with the outcome
-   `elapsed`, and the case settles;
+   `elapsed`, and a waiting `report` step past its deadline with `deadline_passed`, and the
+   case settles;
 3. closes hearings whose deadline has passed (`engine/runtime/hearings.py`);
 4. escalates overdue cases and steps once, as the process's `escalation` rules configure.
 
@@ -192,12 +193,18 @@ class Worker:
         now = self.services.clock()
         with self.database.read() as session:
             due = session.execute(
-                select(CaseStep.id, CaseStep.case_id)
-                .where(CaseStep.kind == "timer", CaseStep.status == StepStatus.WAITING, CaseStep.due_at <= now)
+                select(CaseStep.id, CaseStep.case_id, CaseStep.kind)
+                .where(
+                    CaseStep.kind.in_(("timer", "report")),
+                    CaseStep.status == StepStatus.WAITING,
+                    CaseStep.due_at <= now,
+                )
                 .order_by(CaseStep.due_at, CaseStep.id)
                 .limit(self.batch_size)
             ).all()
-        report.timers += self._each(report, [(row.id, row.case_id) for row in due], "timer_elapsed", _fire_timer)
+        for kind, name in (("timer", "timer_elapsed"), ("report", "report_deadline")):
+            items = [(row.id, row.case_id) for row in due if row.kind == kind]
+            report.timers += self._each(report, items, name, _fire_timer)
 
     # 3. Hearings -------------------------------------------------------------------------------
 
@@ -260,8 +267,9 @@ def _fire_timer(command: CaseCommand, step_row_id: int) -> None:
     row = next((step for step in command.steps if step.id == step_row_id), None)
     if row is None or row.status != StepStatus.WAITING or row.due_at is None or row.due_at > command.now:
         raise _Skip
-    command.finish_waiting(row, "elapsed")
-    logger.info("Timer %s of case %s elapsed", row.step_id, command.case.journal_number)
+    # A report step whose deadline has passed ends without the report, and its link has expired.
+    command.finish_waiting(row, "deadline_passed" if row.kind == "report" else "elapsed")
+    logger.info("Step %s (%s) of case %s reached its due time", row.step_id, row.kind, command.case.journal_number)
 
 
 def _close_hearing(command: CaseCommand, hearing_id: int) -> None:

@@ -82,6 +82,8 @@ class DocumentKind(StrEnum):
     LETTER = "letter"
     UPLOAD = "upload"
     HEARING_REPLY = "hearing_reply"
+    # A party's report through the link of a scheme's request (engine/runtime/schemes.py).
+    REPORT = "report"
 
 
 class DocumentStatus(StrEnum):
@@ -480,6 +482,8 @@ class SchemeMember(Base):
     member_key: Mapped[str] = mapped_column(String(64))
     member_case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="SET NULL"))
     data: Mapped[dict[str, Any]] = mapped_column(Json)
+    # The language of the letters the member's request cases send.
+    language: Mapped[str] = mapped_column(String(2), default="da")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     joined_at: Mapped[datetime]
     left_at: Mapped[datetime | None]
@@ -489,6 +493,7 @@ class SchemeRequest(Base):
     """The request case that a scheme's bulk run created for one member and period, with its reply link."""
 
     __tablename__ = "scheme_requests"
+    # The unique constraint makes the bulk run idempotent per period, also when two runs race.
     __table_args__ = (UniqueConstraint("scheme_case_id", "member_id", "period"),)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)

@@ -17,14 +17,28 @@ def test_repository_loads_without_problems() -> None:
     loaded = load_definitions(REPOSITORY)
 
     assert formatted(loaded) == []
-    assert sorted(loaded.skeletons) == ["afgoerelse", "simpel", "tilskud", "tilsyn"]
-    assert sorted(loaded.compiled) == ["cites-import"]
+    assert sorted(loaded.skeletons) == ["afgoerelse", "ordningssag", "puljesag", "simpel", "tilskud", "tilsyn"]
+    assert sorted(loaded.compiled) == [
+        "cites-import",
+        "klap-aarligt-tilsyn",
+        "klap-ordningssag",
+        "klap-tilladelse",
+        "natura2000-puljesag",
+        "natura2000-sammenhaengende-arealer",
+    ]
     assert loaded.files == [
         "skeletons/afgoerelse.yaml",
+        "skeletons/ordningssag.yaml",
+        "skeletons/puljesag.yaml",
         "skeletons/simpel.yaml",
         "skeletons/tilskud.yaml",
         "skeletons/tilsyn.yaml",
         "processes/afgoerelse/cites-import.yaml",
+        "processes/afgoerelse/klap-tilladelse.yaml",
+        "processes/ordningssag/klap-ordningssag.yaml",
+        "processes/puljesag/natura2000-puljesag.yaml",
+        "processes/tilskud/natura2000-sammenhaengende-arealer.yaml",
+        "processes/tilsyn/klap-aarligt-tilsyn.yaml",
     ]
 
 

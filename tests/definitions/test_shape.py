@@ -10,7 +10,7 @@ from tests.definitions.helpers import DEMO_FILE, HEADER, demo, formatted, single
 PROCESS_KEYS = (
     "appeal, application_checks, case_title, classification, description, duplicates, escalation, extends, fee, "
     "field_overrides, fields, "
-    "legal_basis, letters, process, processing_deadline, roles, step_deadlines, steps, team, title"
+    "legal_basis, letters, process, processing_deadline, roles, scheme, step_deadlines, steps, team, title"
 )
 STEP_KEYS = (
     "action, approves, checks, deadline, description, eyes, form, id, kind, label, letter, locked, params, required, "
@@ -202,11 +202,13 @@ def test_invalid_value(load_process: LoadProcess) -> None:
 
     assert problem.format("en") == (
         f"{DEMO_FILE}:10:29: SF202 Invalid value for 'steps.0.step.kind': "
-        "the value must be 'task', 'action', 'letter', 'approval', 'hearing', 'party_hearing', 'timer' or 'intake'."
+        "the value must be 'task', 'action', 'letter', 'approval', 'hearing', 'party_hearing', 'timer', 'intake' "
+        "or 'report'."
     )
     assert problem.format("da") == (
         f"{DEMO_FILE}:10:29: SF202 Ugyldig værdi for 'steps.0.step.kind': "
-        "værdien skal være 'task', 'action', 'letter', 'approval', 'hearing', 'party_hearing', 'timer' eller 'intake'."
+        "værdien skal være 'task', 'action', 'letter', 'approval', 'hearing', 'party_hearing', 'timer', 'intake' "
+        "eller 'report'."
     )
 
 

@@ -16,7 +16,7 @@ from engine.definitions.loader import load_definitions
 from engine.definitions.resolve import LETTER_CHECK_ENVIRONMENT
 from engine.definitions.templates import LetterRenderer
 from engine.definitions.validate import LETTER_OBJECT_KEYS
-from engine.runtime.letters import hearing_context, letter_context
+from engine.runtime.letters import hearing_context, letter_context, report_context
 from engine.runtime.services import Services
 from engine.storage.tables import Case
 from tests.definitions.conftest import LoadProcess
@@ -285,7 +285,8 @@ def test_object_name_assigned_in_template_is_not_checked(root: Path, load_proces
 
 
 def test_object_keys_match_letter_context() -> None:
-    # The keys validation accepts must be the keys the runtime gives every letter, and a hearing letter.
+    # The keys validation accepts must be the keys the runtime gives every letter, a hearing letter and a
+    # scheme's request letter.
     process = load_definitions(REPOSITORY).compiled["cites-import"]
     now = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
     case = Case(data={}, journal_number="2026-000001", title="T", received_at=now, language="da")
@@ -293,6 +294,7 @@ def test_object_keys_match_letter_context() -> None:
     context = letter_context(case, process, services, now, "da")
     party = {"name": "Havnen A/S", "id_type": "CVR", "id": "90131443"}
     context["hearing"] = hearing_context("hearing", party, now, "http://127.0.0.1:8000/hearing-replies/x", {})
+    context["report"] = report_context("2026", now, "http://127.0.0.1:8000/report-replies/x")
 
     for name, keys in LETTER_OBJECT_KEYS.items():
         assert sorted(context[name]) == sorted(keys), name

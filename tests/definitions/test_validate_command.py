@@ -34,14 +34,14 @@ def test_repository_is_valid() -> None:
     result = runner.invoke(app, ["--lang", "en", "validate", "--root", str(REPOSITORY)])
 
     assert result.exit_code == 0, result.output
-    assert result.stdout == "OK: 1 process and 4 skeletons are valid (0 warnings).\n"
+    assert result.stdout == "OK: 6 processes and 6 skeletons are valid (0 warnings).\n"
 
 
 def test_repository_is_valid_in_danish() -> None:
     result = runner.invoke(app, ["validate", "--root", str(REPOSITORY)], env={"SAGSFLOW_LANGUAGE": "da"})
 
     assert result.exit_code == 0, result.output
-    assert result.stdout == "OK: 1 proces og 4 skeletter er gyldige (0 advarsler).\n"
+    assert result.stdout == "OK: 6 processer og 6 skeletter er gyldige (0 advarsler).\n"
 
 
 def test_broken_tree_prints_problem_lines(root: Path) -> None:
@@ -107,7 +107,19 @@ def test_json_output_on_repository() -> None:
     report = json.loads(result.stdout)
 
     assert result.exit_code == 0
-    assert report == {"valid": True, "files": 5, "processes": ["cites-import"], "problems": []}
+    assert report == {
+        "valid": True,
+        "files": 12,
+        "processes": [
+            "cites-import",
+            "klap-aarligt-tilsyn",
+            "klap-ordningssag",
+            "klap-tilladelse",
+            "natura2000-puljesag",
+            "natura2000-sammenhaengende-arealer",
+        ],
+        "problems": [],
+    }
 
 
 def test_warning_alone_passes(root: Path) -> None:
