@@ -190,6 +190,11 @@ class RankPoolParams(Params):
         min_length=1, description="Phases of an application that is not yet assessed; ranking waits for them."
     )
     summary_field: Identifier
+    ranked_field: Identifier | None = Field(
+        default=None,
+        description="The applications' boolean system field set before their ranking step is completed, so that "
+        "a check on that step can keep caseworkers from ranking an application by hand.",
+    )
 
 
 def _rank_uses(params: RankPoolParams) -> list[FieldUse]:
@@ -293,6 +298,8 @@ def _rank_pool(context: ActionContext, params: RankPoolParams) -> str:
             )
         else:
             outside += 1
+        if params.ranked_field is not None:
+            command.set_value(params.ranked_field, True)
         command.complete_task(
             params.ranking_step, {params.outcome_field: "within_budget" if fits else "outside_budget"}
         )
@@ -449,6 +456,37 @@ def _pool_release(context: ActionContext, params: PoolReleaseParams) -> str:
     return "released"
 
 
+# close_pool --------------------------------------------------------------------------------------
+
+
+class ClosePoolParams(Params):
+    pass
+
+
+def _close_uses(params: ClosePoolParams) -> list[FieldUse]:
+    return []
+
+
+def _close_pool(context: ActionContext, params: ClosePoolParams) -> str:
+    still_open = [case.journal_number for case in _linked_applications(context) if case.status == CaseStatus.OPEN]
+    if still_open:
+        listed = ", ".join(still_open[:20]) + (" …" if len(still_open) > 20 else "")
+        raise Conflict(
+            Text(
+                f"{len(still_open)} af rundens ansøgninger er ikke afsluttet ({listed}), så runden kan ikke lukkes. "
+                "Intet er ændret.",
+                f"{len(still_open)} applications of the round are not closed ({listed}), so the round cannot be "
+                "closed. Nothing was changed.",
+            ),
+            code="round_has_open_cases",
+            hint=Text(
+                "Afslut ansøgningerne først: deres tilsagn skal være udbetalt eller bortfaldet.",
+                "Close the applications first: their commitments must be paid out or have lapsed.",
+            ),
+        )
+    return "closed"
+
+
 LEDGER_ACTIONS: tuple[Action, ...] = (
     Action("open_pool", OpenPoolParams, _open_pool, _open_pool_uses, ("opened",)),
     Action("join_pool", JoinPoolParams, _join_pool, _join_pool_uses, ("joined",)),
@@ -456,4 +494,5 @@ LEDGER_ACTIONS: tuple[Action, ...] = (
     Action("pool_commit", PoolCommitParams, _pool_commit, _commit_uses, ("committed",)),
     Action("pool_pay", PoolPayParams, _pool_pay, _pay_uses, ("paid",)),
     Action("pool_release", PoolReleaseParams, _pool_release, _release_uses, ("released", "nothing_to_release")),
+    Action("close_pool", ClosePoolParams, _close_pool, _close_uses, ("closed",)),
 )

@@ -89,9 +89,13 @@ class PoolLedger:
         with self.service.database.read() as session:
             pool, account, applications = self._load(session, actor, case_ref)
             totals = ledger.balances(session, account)
+            entries = ledger.entries_by_case(session, account)
             rows = []
             for application in applications:
                 held = ledger.case_balances(session, account, application.id)
+                released = sum(
+                    entry.amount for entry in entries.get(application.id, []) if entry.operation == "release"
+                )
                 rows.append(
                     {
                         "case": application.journal_number,
@@ -103,7 +107,7 @@ class PoolLedger:
                         "ranking": application.data.get("ranking_outcome"),
                         "outcome": application.data.get("grant_outcome"),
                         **{bucket: amount for bucket, amount in held.as_dict().items() if bucket != "available"},
-                        "released": -held.available if held.available < 0 else 0,
+                        "released": released,
                     }
                 )
             rows.sort(key=lambda row: (-int(row["score"] or 0), str(row["case"])))
@@ -194,14 +198,19 @@ class PoolLedger:
         committed_amount = int(case.data.get("committed_amount") or 0)
         approved_payout = int(case.data.get("payout_approved_amount") or 0)
         if outcomes.get("commit_funds") == "committed":
-            if held.committed + held.paid > committed_amount:
-                problems.append(
-                    Text(
-                        "Puljen har bogført mere end sagens tilsagnsbeløb.",
-                        "The pool has booked more than the case's committed amount.",
+            # What was committed is still committed, paid out, or released when the rest lapsed.
+            lapsed = sum(
+                entry.amount
+                for entry in session.scalars(
+                    select(LedgerEntry).where(
+                        LedgerEntry.account_id == account.id,
+                        LedgerEntry.case_id == case.id,
+                        LedgerEntry.operation == "release",
+                        LedgerEntry.from_bucket == "committed",
                     )
                 )
-            if case.status == CaseStatus.OPEN and held.committed + held.paid != committed_amount:
+            )
+            if held.committed + held.paid + lapsed != committed_amount:
                 problems.append(
                     Text(
                         "Det bogførte tilsagn svarer ikke til sagens tilsagnsbeløb.",
@@ -279,6 +288,22 @@ class PoolLedger:
                     )
                 )
             finance_amount = None
+            if message is not None and message.status == "failed":
+                problems.append(
+                    Text(
+                        f"Økonomisystemet afviste bilaget, og udbetalingen eller bogføringen er ikke sket: "
+                        f"{message.last_error or '?'}",
+                        "The finance system rejected the voucher, so the booking was not made: "
+                        f"{message.last_error or '?'}",
+                    )
+                )
+            elif message is not None and message.status != "sent":
+                problems.append(
+                    Text(
+                        "Bilaget venter stadig på at blive bogført i økonomisystemet.",
+                        "The voucher is still waiting to be booked in the finance system.",
+                    )
+                )
             if message is not None and message.status == "sent":
                 booking = finance.booking(reference)
                 finance_amount = booking.amount if booking is not None else None

@@ -37,6 +37,10 @@ def invoke(environment: dict[str, str], *arguments: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
+# The shipped processes, as `deploy` and the error for an unknown process list them.
+PROCESS_IDS = sorted(path.stem for path in (REPOSITORY / "processes").rglob("*.yaml"))
+
+
 def test_upgrade_deploy_and_redeploy(environment: dict[str, str]) -> None:
     upgraded = invoke(environment, "db", "upgrade")
     first = invoke(environment, "deploy")
@@ -46,9 +50,10 @@ def test_upgrade_deploy_and_redeploy(environment: dict[str, str]) -> None:
     assert upgraded == (0, f"Databasen er på version {newest}.\n")
     assert first[0] == 0
     assert "cites-import v1" in first[1]
-    assert "1 ny version, 0 uændrede." in first[1]
+    assert "natura2000-puljesag v1" in first[1]
+    assert "6 nye versioner, 0 uændrede." in first[1]
     assert second[0] == 0
-    assert "0 nye versioner, 1 uændrede." in second[1]
+    assert "0 nye versioner, 6 uændrede." in second[1]
 
 
 def test_changed_definition_deploys_new_version(environment: dict[str, str], tmp_path: Path) -> None:
@@ -196,7 +201,9 @@ def test_show_unknown_process(environment: dict[str, str]) -> None:
     code, output = invoke(environment, "--lang", "en", "show", "cites-eksport")
 
     assert code == 1
-    assert "Error: the process 'cites-eksport' does not exist. Known processes: cites-import." in output
+    assert (
+        "Error: the process 'cites-eksport' does not exist. Known processes: " + ", ".join(PROCESS_IDS) + "." in output
+    )
 
 
 def test_diagram_mermaid_and_dot(environment: dict[str, str]) -> None:

@@ -500,7 +500,9 @@ def test_processes_lists_deployed_versions(environment: dict[str, str]) -> None:
 
     assert code == 0
     assert re.search(r"^cites-import\s+v1\s", output, re.MULTILINE)
-    assert output.endswith("1 proces udrullet.\n")
+    assert re.search(r"^klap-ordningssag\s+v1\s", output, re.MULTILINE)
+    shipped = sum(1 for _ in (REPOSITORY / "processes").rglob("*.yaml"))
+    assert output.endswith(f"{shipped} processer udrullet.\n")
 
 
 def test_failed_delivery_keeps_command(environment: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -213,15 +213,16 @@ _UNIT_PARTIES = " parter"
 
 
 def _check_range(value: Decimal | int, field: FieldDef, unit: str = "") -> None:
+    end = "" if unit.endswith(".") else "."
     if field.min is not None and value < field.min:
         raise _invalid(
-            f"Skal være mindst {field.min}{unit}.",
-            f"Must be at least {field.min}{unit}.",
+            f"Skal være mindst {field.min}{unit}{end}",
+            f"Must be at least {field.min}{unit}{end}",
         )
     if field.max is not None and value > field.max:
         raise _invalid(
-            f"Må højst være {field.max}{unit}.",
-            f"Must be at most {field.max}{unit}.",
+            f"Må højst være {field.max}{unit}{end}",
+            f"Must be at most {field.max}{unit}{end}",
         )
 
 
@@ -247,6 +248,10 @@ class IntegerType(FieldType):
         return raw
 
 
+# Larger numbers do not fit an amount in øre in a 64-bit column, and Decimal arithmetic on them fails.
+MAX_NUMBER_DIGITS = 15
+
+
 def _to_decimal(raw: Any) -> Decimal:
     if isinstance(raw, bool):
         raise _invalid("Skal være et tal.", "Must be a number.")
@@ -266,6 +271,11 @@ def _to_decimal(raw: Any) -> Decimal:
         ) from None
     if not value.is_finite():
         raise _invalid("Skal være et endeligt tal.", "Must be a finite number.")
+    if value.adjusted() >= MAX_NUMBER_DIGITS:
+        raise _invalid(
+            f"Tallet er for stort; det må højst have {MAX_NUMBER_DIGITS} cifre før kommaet.",
+            f"The number is too large; it may have at most {MAX_NUMBER_DIGITS} digits before the decimal point.",
+        )
     return value
 
 

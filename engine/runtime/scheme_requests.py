@@ -21,8 +21,11 @@ hold only letter steps and one report step (checked as SF343, and again here). E
 case gets its own audit chain with one event, hashed as `engine/runtime/audit.py` hashes
 it, so `verify_chain` accepts it.
 
-NOTE: a request case gets no duplicate key, because the scheme already admits one request
-per member and period; the request process's `duplicates` rule is not applied.
+A request case gets the duplicate key of the request process's `duplicates` rule, like a
+case submitted by hand. A member whose key an open case already has (a request from
+another scheme case, or one created by hand) is skipped. NOTE: only open cases hold a
+duplicate key, so a closed request for the same member and year does not stop a second
+scheme case from asking again.
 """
 
 from __future__ import annotations
@@ -275,6 +278,15 @@ class RequestPlan:
                 )
             )
 
+    def duplicate_key(self, values: Mapping[str, Any]) -> str | None:
+        """Return the request case's duplicate key by the request process's rule, or None without one."""
+        from engine.service import duplicate_key  # noqa: PLC0415 - the service imports this module's callers
+
+        rule = self.process.definition.duplicates
+        if rule is None or rule.allow:
+            return None
+        return duplicate_key(self.process.id, [values.get(name) for name in rule.key])
+
     def values(self, member: Mapping[str, Any], member_key: str) -> dict[str, Any]:
         """Fill a request case's fields from a member's snapshot, the period and the two journal numbers."""
         values = {
@@ -319,7 +331,7 @@ class RequestPlan:
             "document_count": 0,
             "team": self.team,
             "assignee": None,
-            "duplicate_key": None,
+            "duplicate_key": self.duplicate_key(values),
             "escalated_at": None,
             "version": 1,
             "audit_events": 1,
@@ -754,7 +766,22 @@ def execute_run(
 
 def _write_chunk(session: Session, plan: RequestPlan, members: Sequence[Row[Any]], now: datetime) -> list[str]:
     # A seam of its own, so that a test can make one chunk fail half-way through a run.
-    return write_chunk(session, plan, members, now)
+    members = _without_open_duplicates(session, plan, members)
+    return write_chunk(session, plan, members, now) if members else []
+
+
+def _without_open_duplicates(session: Session, plan: RequestPlan, members: Sequence[Row[Any]]) -> list[Row[Any]]:
+    """Leave out the members whose request an open case already is, by the request process's duplicate key."""
+    keys = {member.id: plan.duplicate_key(plan.values(member.data, member.member_key)) for member in members}
+    wanted = [key for key in keys.values() if key is not None]
+    if not wanted:
+        return list(members)
+    taken = set(
+        session.scalars(
+            select(Case.duplicate_key).where(Case.duplicate_key.in_(wanted), Case.status == CaseStatus.OPEN)
+        )
+    )
+    return [member for member in members if keys[member.id] not in taken]
 
 
 def append_scheme_event(

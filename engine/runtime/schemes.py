@@ -27,6 +27,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
 from sqlalchemy import case as when_then
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
@@ -254,6 +255,26 @@ class Schemes:
                     )
                 ).all()
             )
+            # A permit granted in Sagsflow keeps the snapshot its own case gave it; a file may not replace it.
+            own = set(
+                session.scalars(
+                    select(SchemeMember.member_key).where(
+                        SchemeMember.scheme_case_id == scheme_case.id, SchemeMember.member_case_id.is_not(None)
+                    )
+                )
+            )
+            taken = [row.key for row in checked if row.key in own]
+            if taken:
+                raise Conflict(
+                    Text(
+                        f"Filen indeholder medlemmer, der er sager i Sagsflow ({', '.join(taken[:10])}); deres "
+                        "oplysninger kommer fra sagen og kan ikke indlæses. Intet er indlæst.",
+                        f"The file contains members that are cases in Sagsflow ({', '.join(taken[:10])}); their "
+                        "details come from the case and cannot be imported. Nothing was imported.",
+                    ),
+                    code="member_is_case",
+                    hint=Text("Fjern rækkerne fra filen.", "Remove the rows from the file."),
+                )
             new = [row for row in checked if row.key not in existing]
             if new:
                 session.execute(
@@ -880,11 +901,32 @@ def _csv(header: list[str], rows: Iterator[list[Any]]) -> bytes:
     return buffer.getvalue().encode("utf-8-sig")
 
 
+# A cell starting with one of these is a formula to a spreadsheet program. Reports come from
+# outside (the holder's link), so their text must never run as a formula in the caseworker's sheet.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _inert(cell: Any) -> Any:
+    """Return text that a spreadsheet would read as a formula with a leading apostrophe, as plain text."""
+    if isinstance(cell, str) and cell.startswith(FORMULA_STARTS):
+        return "'" + cell
+    return cell
+
+
 def _csv_cell(cell: Any) -> Any:
     if cell is None:
         return ""
     if isinstance(cell, date):
         return cell.isoformat()
+    return _inert(cell)
+
+
+def _xlsx_cell(sheet: Any, cell: Any) -> Any:
+    """Write text as a text cell: openpyxl stores a string starting with "=" as a formula otherwise."""
+    if isinstance(cell, str) and cell.startswith(FORMULA_STARTS):
+        text = WriteOnlyCell(sheet, value=cell)
+        text.data_type = "s"
+        return text
     return cell
 
 
@@ -893,7 +935,7 @@ def _xlsx(header: list[str], rows: Iterator[list[Any]], period: str) -> bytes:
     sheet = workbook.create_sheet(title=period)
     sheet.append(header)
     for cells in rows:
-        sheet.append(cells)
+        sheet.append([_xlsx_cell(sheet, cell) for cell in cells])
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()
