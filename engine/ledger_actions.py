@@ -320,7 +320,8 @@ def _rank_pool(context: ActionContext, params: RankPoolParams) -> str:
         f"{len(candidates)} applications ranked: {within} within the budget "
         f"({ledger.format_quantity(ledger.ORE, reserved_total, 'en')} reserved), {outside} outside.",
     )
-    context.set_value(params.summary_field, summary.da)
+    # The summary is a case field, kept in the pool case's own language.
+    context.set_value(params.summary_field, summary.en if context.case.language == "en" else summary.da)
     logger.info("Pool %s ranked %d applications", context.case_reference, len(candidates))
     return "ranked"
 

@@ -368,7 +368,7 @@ def test_bowtie_is_rejected_with_place_of_crossing() -> None:
     error = raised.value
     assert error.code == "invalid_geometry"
     assert error.text.da == (
-        "Fladen er ugyldig (Self-intersection): kanterne krydser hinanden ved længdegrad 9.51, breddegrad 56.175."
+        "Fladen er ugyldig: kanterne krydser hinanden ved længdegrad 9.51, breddegrad 56.175."
     )
     assert error.text.en == (
         "The area is invalid (Self-intersection): its edges cross each other at longitude 9.51, latitude 56.175."
@@ -416,7 +416,7 @@ def test_hole_outside_shell_is_explained() -> None:
     with pytest.raises(FieldValueError) as raised:
         parse_area({"type": "Polygon", "coordinates": [outer, hole]})
 
-    assert raised.value.text.da.startswith("Fladen er ugyldig (Hole lies outside shell): et hul ligger uden for")
+    assert raised.value.text.da.startswith("Fladen er ugyldig: et hul ligger uden for")
     assert "at longitude 9.6, latitude 56.17" in raised.value.text.en
 
 

@@ -786,7 +786,10 @@ def _invalid_geometry(shape: Any) -> FieldValueError:
     return FieldValueError(
         "invalid_geometry",
         Text(
-            f"Fladen er ugyldig ({reason}): {plain.da}{where.da}.",
+            # GEOS names the reason in English; the Danish text gives only the plain words for it.
+            f"Fladen er ugyldig: {plain.da}{where.da}."
+            if reason in _VALIDITY_REASONS
+            else f"Fladen er ugyldig ({reason}){where.da}.",
             f"The area is invalid ({reason}): {plain.en}{where.en}.",
         ),
         hint,
