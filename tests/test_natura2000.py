@@ -367,9 +367,7 @@ def test_bowtie_is_rejected_with_place_of_crossing() -> None:
 
     error = raised.value
     assert error.code == "invalid_geometry"
-    assert error.text.da == (
-        "Fladen er ugyldig: kanterne krydser hinanden ved længdegrad 9.51, breddegrad 56.175."
-    )
+    assert error.text.da == ("Fladen er ugyldig: kanterne krydser hinanden ved længdegrad 9.51, breddegrad 56.175.")
     assert error.text.en == (
         "The area is invalid (Self-intersection): its edges cross each other at longitude 9.51, latitude 56.175."
     )
