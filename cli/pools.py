@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.common import OptionalUserOption, actor_for, open_service, reported_errors, say, state
+from cli.common import OptionalUserOption, actor_for, count, open_service, reported_errors, say, state
 from engine.runtime.ledger import ORE, format_quantity
 
 pool_app = typer.Typer(help="Puljesager og deres bogføring / pool cases and their ledger.", no_args_is_help=True)
@@ -103,10 +103,10 @@ def pool_reconcile(case: CaseArgument, as_json: JsonOption = False, as_user: Opt
         paid = _kr(report["account"]["paid"])
         typer.echo(
             say(
-                f"{'Afstemt' if report['ok'] else 'Uoverensstemmelser fundet'}: {cases} sager, "
-                f"{transactions} transaktioner, udbetalt {paid}.",
-                f"{'Reconciled' if report['ok'] else 'Mismatches found'}: {cases} cases, "
-                f"{transactions} transactions, paid {paid}.",
+                f"{'Afstemt' if report['ok'] else 'Uoverensstemmelser fundet'}: {count(cases, 'sag', 'sager')}, "
+                f"{count(transactions, 'transaktion', 'transaktioner')}, udbetalt {paid}",
+                f"{'Reconciled' if report['ok'] else 'Mismatches found'}: {count(cases, 'case', 'cases')}, "
+                f"{count(transactions, 'transaction', 'transactions')}, paid {paid}",
             )
         )
     if not report["ok"]:

@@ -244,9 +244,11 @@ def _rank_pool(context: ActionContext, params: RankPoolParams) -> str:
         listed = ", ".join(pending[:20]) + (" …" if len(pending) > 20 else "")
         raise Conflict(
             Text(
-                f"{len(pending)} ansøgninger i runden er endnu ikke vurderet ({listed}); puljen kan først "
+                f"{len(pending)} {'ansøgning' if len(pending) == 1 else 'ansøgninger'} i runden er endnu ikke "
+                f"vurderet ({listed}); puljen kan først "
                 "prioriteres, når alle er vurderet. Intet er ændret.",
-                f"{len(pending)} applications of the round are not yet assessed ({listed}); the pool can be "
+                f"{len(pending)} {'application' if len(pending) == 1 else 'applications'} of the round "
+                f"{'is' if len(pending) == 1 else 'are'} not yet assessed ({listed}); the pool can be "
                 "ranked only when all are assessed. Nothing was changed.",
             ),
             code="round_not_assessed",

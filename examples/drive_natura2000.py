@@ -138,6 +138,12 @@ def read_round(path: Path, messages: Messages) -> dict[str, Any]:
     return loaded
 
 
+def formatted_number(number: Any, language: str, decimals: int = 2) -> str:
+    """Format a number for a person: 1.500.000,00 in Danish, 1,500,000.00 in English."""
+    text = f"{Decimal(str(number)):,.{decimals}f}"
+    return text if language == "en" else text.replace(",", "_").replace(".", ",").replace("_", ".")
+
+
 def kroner(ore: int) -> str:
     return f"{Decimal(ore) / 100:.2f}"
 
@@ -160,7 +166,12 @@ def open_pool(client: Client, token: str, round_file: dict[str, Any], budget: st
             },
         },
     )
-    client.messages.say("pool_opened", journal_number=pool["journal_number"], title=pool["title"], budget=budget)
+    client.messages.say(
+        "pool_opened",
+        journal_number=pool["journal_number"],
+        title=pool["title"],
+        budget=formatted_number(budget, client.language),
+    )
     return pool
 
 
@@ -226,7 +237,7 @@ def pay_out(client: Client, tokens: dict[str, str], case: dict[str, Any]) -> dic
     # Six eyes: two approvers, neither of them the caseworker who checked the request.
     case = client.approve(tokens["approver"], case, "payout_signoff")
     case = client.approve(tokens["approver_2"], case, "payout_signoff")
-    client.messages.say("paid", amount=amount, journal_number=case["journal_number"])
+    client.messages.say("paid", amount=formatted_number(amount, client.language), journal_number=case["journal_number"])
     return client.complete(tokens["caseworker"], case, "closing_check", {"closing_note": "Projektet er gennemført."})
 
 
@@ -256,7 +267,7 @@ def drive(client: Client, tokens: dict[str, str], round_file: dict[str, Any], bu
             "application_submitted",
             reference=case["title"],
             journal_number=case["journal_number"],
-            share=case["data"].get("area_share_in_site"),
+            share=formatted_number(case["data"].get("area_share_in_site") or 0, language),
             site=case["data"].get("natura2000_site"),
         )
         cases.append(case)

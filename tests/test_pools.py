@@ -531,7 +531,7 @@ def test_pool_commands_show_and_reconcile(
     reconciled = CliRunner().invoke(app, ["--lang", "en", "pool", "reconcile", pool["journal_number"]], env=environment)
     assert reconciled.exit_code == 1
     assert "The finance system does not know the voucher" in reconciled.output
-    assert "Mismatches found: 1 cases, 1 transactions" in reconciled.output
+    assert "Mismatches found: 1 case, 1 transaction" in reconciled.output
 
 
 def test_payment_the_finance_system_rejects_fails_reconciliation(
