@@ -11,6 +11,7 @@ header prefers text/html, as a browser's does. The form posts multipart form dat
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -183,16 +184,34 @@ def reply_request_route(
 
     A browser (an Accept header that prefers text/html) gets the reply page with a form instead.
     """
-    language = _chosen_language(lang, language)
+    return link_response(
+        service,
+        response,
+        _chosen_language(lang, language),
+        accept,
+        lambda chosen: reply_request(service.database, service.services, service.catalog, token, chosen),
+        lambda facts, chosen: _reply_form_page(request, service, token, facts, chosen),
+    )
+
+
+def link_response(
+    service: Sagsflow,
+    response: Response,
+    language: Language,
+    accept: str | None,
+    lookup: Callable[[Language], dict[str, Any]],
+    page: Callable[[dict[str, Any], Language], HTMLResponse],
+) -> dict[str, Any] | HTMLResponse:
+    """Return a link's facts from `lookup` as JSON, or for a browser the `page` built from them or an error page."""
     if not prefers_html(accept):
         # The token in the address is a credential, so no cache may store the response.
         response.headers["Cache-Control"] = "no-store"
-        return reply_request(service.database, service.services, service.catalog, token, language)
+        return lookup(language)
     try:
-        facts = reply_request(service.database, service.services, service.catalog, token, language)
+        facts = lookup(language)
     except CaseError as error:
         return _link_error_page(service, error, language)
-    return _reply_form_page(request, service, token, facts, language)
+    return page(facts, language)
 
 
 @router.post("/hearing-replies/{token}", status_code=201, tags=["hearings"])

@@ -21,7 +21,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import ActorDep, LanguageDep, ServiceDep, get_service
-from api.hearings import PageLanguageQuery, _chosen_language, _link_error_page, prefers_html, render_page
+from api.hearings import (
+    PageLanguageQuery,
+    _chosen_language,
+    _link_error_page,
+    link_response,
+    render_page,
+)
 from api.records import content_disposition
 from engine.calendar import local_date
 from engine.definitions.templates import format_date, format_moment
@@ -185,16 +191,14 @@ def report_link(
 
     A browser (an Accept header that prefers text/html) gets the report page with the form instead.
     """
-    language = _chosen_language(lang, language)
-    if not prefers_html(accept):
-        # The token in the address is a credential, so no cache may store the response.
-        response.headers["Cache-Control"] = "no-store"
-        return report_request(service.database, service.services, service.catalog, token, language)
-    try:
-        facts = report_request(service.database, service.services, service.catalog, token, language)
-    except CaseError as error:
-        return _link_error_page(service, error, language)
-    return _report_page(request, service, token, facts, language)
+    return link_response(
+        service,
+        response,
+        _chosen_language(lang, language),
+        accept,
+        lambda chosen: report_request(service.database, service.services, service.catalog, token, chosen),
+        lambda facts, chosen: _report_page(request, service, token, facts, chosen),
+    )
 
 
 @router.post("/report-replies/{token}", status_code=201, tags=["schemes"])

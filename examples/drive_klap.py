@@ -104,7 +104,7 @@ MESSAGES.update(
 
 
 def post_bytes(client: Client, path: str, token: str, content: bytes, media_type: str) -> Any:
-    """POST a file body (CSV) and return the JSON answer, with the same errors as `Client.request`."""
+    """POST a file body (CSV) and return the decoded JSON response, with the same errors as `Client.request`."""
     headers = {
         "Authorization": f"Bearer {token}",
         "Content-Type": media_type,

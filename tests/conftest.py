@@ -182,13 +182,18 @@ def office(tmp_path: Path, database: Database, services: Services) -> Sagsflow:
 @pytest.fixture
 def tokens(service: Sagsflow) -> Tokens:
     """Tokens of staff in the CITES team and of two applicants, who belong to no team."""
+    return staff_tokens(service, TEAM)
+
+
+def staff_tokens(service: Sagsflow, team: str) -> Tokens:
+    """Add the test staff to `team` and two applicants without a team, and create a token for each."""
     for name, roles in (
         ("karen", ["caseworker"]),
         ("mads", ["caseworker"]),
         ("bo", ["approver"]),
         ("trine", ["caseworker", "approver"]),
     ):
-        service.add_user(ADMIN, name, roles, [TEAM])
+        service.add_user(ADMIN, name, roles, [team])
     return Tokens(
         caseworker=service.create_token("karen"),
         caseworker_2=service.create_token("mads"),

@@ -35,8 +35,8 @@ from engine.runtime.services import Services
 from engine.service import Sagsflow
 from engine.settings import Settings
 from engine.storage.tables import Case, CaseEvent, Document, LedgerAccount, LedgerEntry, OutboxMessage
-from tests.conftest import Clock
-from tests.helpers import ADMIN, APPLICANT, Tokens
+from tests.conftest import Clock, staff_tokens
+from tests.helpers import APPLICANT, Tokens
 
 auth = Tokens.header
 
@@ -50,21 +50,7 @@ APPROVER_2 = Actor("lise", frozenset({"approver"}), (TEAM,))
 @pytest.fixture
 def tokens(service: Sagsflow) -> Tokens:
     """Tokens of staff in the KLAP team and of two applicants, as the shared fixture makes them for CITES."""
-    for name, roles in (
-        ("karen", ["caseworker"]),
-        ("mads", ["caseworker"]),
-        ("bo", ["approver"]),
-        ("trine", ["caseworker", "approver"]),
-    ):
-        service.add_user(ADMIN, name, roles, [TEAM])
-    return Tokens(
-        caseworker=service.create_token("karen"),
-        caseworker_2=service.create_token("mads"),
-        approver=service.create_token("bo"),
-        applicant=service.create_token("kragelund", ["applicant"]),
-        other_applicant=service.create_token("lindholt", ["applicant"]),
-        both=service.create_token("trine"),
-    )
+    return staff_tokens(service, TEAM)
 
 
 # A site with little room, so that a few permits fill it.

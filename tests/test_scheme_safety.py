@@ -44,7 +44,7 @@ def test_export_keeps_formulas_as_text(klap: Klap) -> None:
     assert formula_cells[0].data_type == "s"
 
 
-def test_import_cannot_replace_a_member_that_is_a_case(klap: Klap) -> None:
+def test_import_keeps_case_member(klap: Klap) -> None:
     klap.add_members(1)
     with klap.service.database.write() as session:
         session.execute(update(SchemeMember).values(member_case_id=klap.scheme_id))
@@ -62,7 +62,7 @@ def test_import_cannot_replace_a_member_that_is_a_case(klap: Klap) -> None:
     assert member.data["applicant_name"] != "Overtaget Firma ApS"
 
 
-def test_second_scheme_does_not_ask_the_same_permit_again(klap: Klap, service: Sagsflow) -> None:
+def test_second_scheme_skips_requested_permit(klap: Klap, service: Sagsflow) -> None:
     klap.add_members(2)
     klap.schemes.run_requests(CASEWORKER, klap.scheme_id, "2026")
     second = service.submit(CASEWORKER, SCHEME_PROCESS, {"scheme_name": "KLAP, anden ordningssag"}, "da")

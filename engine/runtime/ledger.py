@@ -185,17 +185,17 @@ def _require_positive(amount: int) -> None:
         raise ValueError(f"ledger amounts are positive integers, not {amount!r}")
 
 
-def _short_of(account: LedgerAccount, what: Text, asked: int, left: int, action: Text) -> Conflict:
+def _short_of(account: LedgerAccount, what: Text, requested: int, left: int, action: Text) -> Conflict:
     """Build the Conflict for an account with too little left, naming what is left and what was requested."""
     if account.kind == POOL:
         code = "pool_overdrawn"
         da = (
             f"{what.da} har {format_quantity(account.unit, left)} til rådighed; {action.da} på "
-            f"{format_quantity(account.unit, asked)} ville overtrække puljen. Intet er ændret."
+            f"{format_quantity(account.unit, requested)} ville overtrække puljen. Intet er ændret."
         )
         en = (
             f"{what.en} has {format_quantity(account.unit, left, 'en')} available; {action.en} of "
-            f"{format_quantity(account.unit, asked, 'en')} would overdraw the pool. Nothing was changed."
+            f"{format_quantity(account.unit, requested, 'en')} would overdraw the pool. Nothing was changed."
         )
         hint = Text(
             "Nedsæt beløbet, eller forhøj puljens budget, før du prøver igen.",
@@ -205,17 +205,17 @@ def _short_of(account: LedgerAccount, what: Text, asked: int, left: int, action:
         code = "capacity_exceeded"
         da = (
             f"{what.da} har {format_quantity(account.unit, left)} tilbage; {action.da} på "
-            f"{format_quantity(account.unit, asked)} ville overskride kapaciteten. Intet er ændret."
+            f"{format_quantity(account.unit, requested)} ville overskride kapaciteten. Intet er ændret."
         )
         en = (
             f"{what.en} has {format_quantity(account.unit, left, 'en')} left; {action.en} of "
-            f"{format_quantity(account.unit, asked, 'en')} would exceed its capacity. Nothing was changed."
+            f"{format_quantity(account.unit, requested, 'en')} would exceed its capacity. Nothing was changed."
         )
         hint = Text(
             "Nedsæt mængden, eller vælg en anden klapplads med plads nok.",
             "Lower the volume, or choose another dumping site with enough room.",
         )
-    return Conflict(Text(da, en), code=code, hint=hint, available=left, requested=asked)
+    return Conflict(Text(da, en), code=code, hint=hint, available=left, requested=requested)
 
 
 def reserve(
@@ -256,8 +256,8 @@ def commit(
     than the reservation plus what is available raises Conflict.
     """
     _require_positive(amount)
-    held = case_balances(session, account, case_id).reserved
-    from_reservation = min(held, amount)
+    holding = case_balances(session, account, case_id).reserved
+    from_reservation = min(holding, amount)
     from_available = amount - from_reservation
     left = balances(session, account).available
     if from_available > left:
@@ -279,9 +279,9 @@ def commit(
         movement.entries.append(
             _entry(session, account, case_id, "commit", from_available, "available", "committed", actor, now, reference)
         )
-    if held > amount:
+    if holding > amount:
         movement.entries.append(
-            _entry(session, account, case_id, "release", held - amount, "reserved", "available", actor, now, None)
+            _entry(session, account, case_id, "release", holding - amount, "reserved", "available", actor, now, None)
         )
     return movement
 
@@ -323,10 +323,10 @@ def release(
     session: Session, account: LedgerAccount, case_id: int, actor: str, now: datetime, *, reference: str | None = None
 ) -> Movement:
     """Give back what the case still holds reserved or committed; nothing to release writes nothing."""
-    held = case_balances(session, account, case_id)
+    holding = case_balances(session, account, case_id)
     movement = Movement()
     for bucket in (LedgerBucket.RESERVED, LedgerBucket.COMMITTED):
-        amount = getattr(held, bucket)
+        amount = getattr(holding, bucket)
         if amount > 0:
             movement.entries.append(
                 _entry(session, account, case_id, "release", amount, bucket, "available", actor, now, reference)

@@ -101,7 +101,7 @@ class OutboxStatus(StrEnum):
 
 
 class LedgerBucket(StrEnum):
-    """Where an amount of a ledger account stands; every entry moves an amount between two buckets."""
+    """The state of an amount in a ledger account. Every entry moves an amount between two buckets."""
 
     AVAILABLE = "available"
     RESERVED = "reserved"
@@ -431,8 +431,8 @@ class CaseLink(Base):
 class LedgerAccount(Base):
     """A quantity shared by many cases: a pool's budget in øre, or a dumping site's capacity in m³.
 
-    `total` is what the account holds; the entries move parts of it between the buckets
-    available, reserved, committed and paid, so the buckets always add up to `total`.
+    `total` is the whole amount. The entries move parts of it between the buckets available,
+    reserved, committed and paid, so the buckets always add up to `total`.
     """
 
     __tablename__ = "ledger_accounts"
