@@ -241,6 +241,19 @@ class Fee(Strict):
     note: Label | None = None
 
 
+class Portfolio(Strict):
+    """Where a process stands in the agency's rollout, and what moving it onto Sagsflow is expected to bring."""
+
+    priority: Literal[1, 2, 3] = Field(
+        description="Rollout priority: 1 goes first (high volume or high risk), 2 next, 3 last."
+    )
+    cases_per_year: int = Field(ge=0, le=1_000_000, description="Cases the agency expects a year.")
+    minutes_saved_per_case: int = Field(
+        ge=0, le=10_000, description="Caseworker minutes a case is expected to save against the old way of working."
+    )
+    expected_effect: Label = Field(description="The effect the agency expects, in a sentence or two.")
+
+
 class PartyFields(Strict):
     """Which case fields identify the party that letters go to (the applicant, the inspected party).
 
@@ -370,6 +383,9 @@ class ProcessDef(Strict):
         description="Code in the agency's journal plan, shaped NN.NN.NN. Required unless inherited.",
     )
     fee: Fee | None = None
+    portfolio: Portfolio | None = Field(
+        default=None, description="Rollout priority and expected effect; inherited from the process this one extends."
+    )
     roles: dict[Identifier, RoleDef] = Field(default_factory=dict)
     fields: dict[Identifier, FieldDef] = Field(default_factory=dict)
     field_overrides: dict[Identifier, FieldOverride] = Field(default_factory=dict)
@@ -441,6 +457,7 @@ class ResolvedProcess(Strict):
     legal_basis: list[LegalBasis]
     classification: str
     fee: Fee | None
+    portfolio: Portfolio | None = None
     roles: dict[str, RoleDef]
     intake_roles: list[str]
     fields: dict[str, ResolvedField]

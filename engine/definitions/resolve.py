@@ -22,6 +22,7 @@ from engine.definitions.model import (
     Fee,
     LegalBasis,
     LetterDef,
+    Portfolio,
     ProcessDef,
     ResolvedField,
     ResolvedLetter,
@@ -293,6 +294,7 @@ class _Resolver:
         self.legal_basis: list[LegalBasis] | None = None
         self.classification: str | None = None
         self.fee: Fee | None = None
+        self.portfolio: Portfolio | None = None
         self.duplicates: Duplicates | None = None
         self.escalation: list[EscalationRule] = list(base.escalation)
         self.team: str | None = None
@@ -373,6 +375,7 @@ class _Resolver:
             "legal_basis",
             "classification",
             "fee",
+            "portfolio",
             "duplicates",
             "team",
             "escalation",
@@ -536,6 +539,7 @@ class _Resolver:
             legal_basis=self.legal_basis or [],
             classification=self.classification or "00.00.00",
             fee=self.fee,
+            portfolio=self.portfolio,
             **common,
         )
 

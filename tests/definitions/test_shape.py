@@ -10,7 +10,7 @@ from tests.definitions.helpers import DEMO_FILE, HEADER, demo, formatted, single
 PROCESS_KEYS = (
     "appeal, application_checks, case_title, classification, description, duplicates, escalation, extends, fee, "
     "field_overrides, fields, "
-    "legal_basis, letters, process, processing_deadline, roles, scheme, step_deadlines, steps, team, title"
+    "legal_basis, letters, portfolio, process, processing_deadline, roles, scheme, step_deadlines, steps, team, title"
 )
 STEP_KEYS = (
     "action, approves, checks, deadline, description, eyes, form, id, kind, label, letter, locked, params, required, "
