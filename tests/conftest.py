@@ -35,7 +35,7 @@ from engine.settings import Settings
 from engine.storage.database import Database, normalise_url
 from engine.storage.migrate import upgrade
 from engine.storage.tables import Base
-from tests.helpers import ADMIN, OFFICE_USERS, REPOSITORY, TEAM, Tokens, load_office
+from tests.helpers import ADMIN, FIRST_OF_A_KIND, OFFICE_USERS, REPOSITORY, TEAM, Tokens, load_office
 
 POSTGRES_URL = os.environ.get("SAGSFLOW_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_POSTGRES = os.environ.get("SAGSFLOW_REQUIRE_POSTGRES") == "1"
@@ -124,7 +124,9 @@ def database(
 
 @pytest.fixture(scope="session")
 def definitions() -> LoadedDefinitions:
-    loaded = load_definitions(REPOSITORY)
+    # The first-of-a-kind processes that the feature tests use; tests/test_every_process.py
+    # deploys and runs all of them.
+    loaded = load_definitions(REPOSITORY, [REPOSITORY / path for path in FIRST_OF_A_KIND])
     assert not loaded.errors, [problem.format("en") for problem in loaded.errors]
     return loaded
 

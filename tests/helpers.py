@@ -11,6 +11,17 @@ from engine.auth import Actor
 from engine.definitions.loader import LoadedDefinitions, load_definitions
 
 REPOSITORY = Path(__file__).resolve().parent.parent
+# The processes of the three first-of-a-kind cases (CITES, Natura 2000, KLAP), which the
+# feature tests drive in detail.
+CITES_IMPORT = "processes/afgoerelse/cites-import.yaml"
+FIRST_OF_A_KIND = (
+    CITES_IMPORT,
+    "processes/afgoerelse/klap-tilladelse.yaml",
+    "processes/tilskud/natura2000-sammenhaengende-arealer.yaml",
+    "processes/puljesag/natura2000-puljesag.yaml",
+    "processes/tilsyn/klap-aarligt-tilsyn.yaml",
+    "processes/ordningssag/klap-ordningssag.yaml",
+)
 EXAMPLES = REPOSITORY / "examples" / "cites"
 
 # The staff work in the CITES team, like the users of the `tokens` fixture.

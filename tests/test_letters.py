@@ -30,7 +30,7 @@ from engine.i18n import Language
 from engine.runtime.letters import letter_context
 from engine.runtime.services import Services
 from engine.storage.tables import Case
-from tests.helpers import REPOSITORY, Tokens, example
+from tests.helpers import CITES_IMPORT, REPOSITORY, Tokens, example
 
 NOW = datetime(2026, 12, 4, 9, 30, tzinfo=UTC)
 LANGUAGES: tuple[Language, ...] = ("da", "en")
@@ -55,7 +55,7 @@ CASEWORKER_DATA: dict[str, Any] = {
 
 @pytest.fixture(scope="module")
 def process() -> CompiledProcess:
-    return load_definitions(REPOSITORY).compiled["cites-import"]
+    return load_definitions(REPOSITORY, [REPOSITORY / CITES_IMPORT]).compiled["cites-import"]
 
 
 def make_case(**changes: Any) -> Case:

@@ -8,7 +8,7 @@ from engine.definitions.loader import LoadedDefinitions, load_definitions
 from engine.definitions.model import ResolvedProcess
 from tests.definitions.conftest import LoadProcess
 from tests.definitions.helpers import demo, formatted, write
-from tests.helpers import REPOSITORY
+from tests.helpers import CITES_IMPORT, REPOSITORY
 
 
 def resolved(loaded: LoadedDefinitions, process: str = "demo") -> ResolvedProcess:
@@ -236,7 +236,7 @@ def test_process_values_replace_skeleton_values(load_process: LoadProcess) -> No
 
 
 def test_cites_import_extends_fact_finding() -> None:
-    process = resolved(load_definitions(REPOSITORY), "cites-import")
+    process = resolved(load_definitions(REPOSITORY, [REPOSITORY / CITES_IMPORT]), "cites-import")
 
     assert step_ids(process, "fact_finding") == [
         "applicant_lookup",

@@ -10,11 +10,11 @@ from engine.definitions.loader import load_definitions
 from engine.definitions.source import MAX_FILE_BYTES, MAX_NODES
 from tests.definitions.conftest import LoadProcess
 from tests.definitions.helpers import DEMO_FILE, HEADER, demo, formatted, single, write
-from tests.helpers import REPOSITORY
+from tests.helpers import CITES_IMPORT, FIRST_OF_A_KIND, REPOSITORY
 
 
-def test_repository_loads_without_problems() -> None:
-    loaded = load_definitions(REPOSITORY)
+def test_first_of_a_kind_processes_load_without_problems() -> None:
+    loaded = load_definitions(REPOSITORY, [REPOSITORY / path for path in FIRST_OF_A_KIND])
 
     assert formatted(loaded) == []
     assert sorted(loaded.skeletons) == ["afgoerelse", "ordningssag", "puljesag", "simpel", "tilskud", "tilsyn"]
@@ -43,7 +43,7 @@ def test_repository_loads_without_problems() -> None:
 
 
 def test_repository_compiles_cites_import() -> None:
-    compiled = load_definitions(REPOSITORY).compiled["cites-import"]
+    compiled = load_definitions(REPOSITORY, [REPOSITORY / CITES_IMPORT]).compiled["cites-import"]
 
     assert compiled.initial_phase == "receipt"
     assert list(compiled.phases) == [

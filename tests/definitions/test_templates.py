@@ -21,7 +21,7 @@ from engine.runtime.services import Services
 from engine.storage.tables import Case
 from tests.definitions.conftest import LoadProcess
 from tests.definitions.helpers import DEMO_FILE, SKELETON_FILE, demo, formatted, single, write
-from tests.helpers import REPOSITORY
+from tests.helpers import CITES_IMPORT, REPOSITORY
 
 RECEIPT_LETTER = """\
 letters:
@@ -287,7 +287,7 @@ def test_object_name_assigned_in_template_is_not_checked(root: Path, load_proces
 def test_object_keys_match_letter_context() -> None:
     # The keys validation accepts must be the keys the runtime gives every letter, a hearing letter and a
     # scheme's request letter.
-    process = load_definitions(REPOSITORY).compiled["cites-import"]
+    process = load_definitions(REPOSITORY, [REPOSITORY / CITES_IMPORT]).compiled["cites-import"]
     now = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
     case = Case(data={}, journal_number="2026-000001", title="T", received_at=now, language="da")
     services = Services(species=OfflineSpeciesPlus(), companies=FakeCompanyRegister(), digital_post=MemoryDigitalPost())
