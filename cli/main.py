@@ -30,6 +30,7 @@ from cli.common import (
     say,
     state,
 )
+from engine.definitions.cache import cached_only, load_cached
 from engine.definitions.loader import LoadedDefinitions, find_root, load_definitions
 from engine.definitions.templates import format_amount
 from engine.errors import DefinitionError
@@ -106,7 +107,11 @@ def _load(paths: list[Path] | None, root: Path | None) -> LoadedDefinitions:
         if not path.exists():
             typer.echo(say(f"Fejl: {path} findes ikke.", f"Error: {path} does not exist."), err=True)
             raise typer.Exit(1)
-    return load_definitions(definitions_root, paths or None)
+    cache_dir = state.settings.cache_dir
+    if cache_dir is None:
+        return load_definitions(definitions_root, paths or None)
+    loaded, _ = load_cached(definitions_root, paths or None, cache_dir)
+    return loaded
 
 
 PathsArgument = Annotated[
@@ -399,7 +404,14 @@ def serve(
 
     configure_logging()
     with reported_errors():
-        application = create_app(open_service(), state.settings)
+        service = open_service()
+        settings = state.settings
+        # Definitions compiled from the files at the last validate or deploy, if the cache
+        # still matches the files; otherwise the processes are compiled from the database.
+        cached = cached_only(settings.definitions_root, settings.cache_dir) if settings.cache_dir else None
+        ready = service.warm_up(cached.compiled.values() if cached is not None and not cached.errors else ())
+        typer.echo(say(f"{ready} processer er klar.", f"{ready} processes are ready."), err=True)
+        application = create_app(service, settings)
     uvicorn.run(application, host=host, port=port, log_level="info")
 
 

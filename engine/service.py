@@ -11,7 +11,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -317,6 +317,17 @@ class Sagsflow:
                 return deploy_definitions(session, loaded, self.services.clock(), deployed_by)
         except OperationalError as error:
             raise busy_conflict(error) from error
+
+    def warm_up(self, compiled: Iterable[CompiledProcess] = ()) -> int:
+        """Compile the newest version of every deployed process before the first request.
+
+        `compiled` are processes already compiled from the definition files (the cache of
+        `engine/definitions/cache.py`); a deployed version with the same content hash takes
+        them as they are. Returns the number of processes ready.
+        """
+        self.catalog.preload(compiled)
+        with self.database.read() as session:
+            return len(self.catalog.latest_versions(session))
 
     def list_processes(self, language: Language) -> list[dict[str, Any]]:
         with self.database.read() as session:

@@ -6,6 +6,7 @@
 | SAGSFLOW_DEFINITIONS            | nearest folder with skeletons/        |
 | SAGSFLOW_LANGUAGE               | da                                    |
 | SAGSFLOW_DIGITAL_POST_DIR       | var/digital-post                      |
+| SAGSFLOW_CACHE_DIR              | var/cache (empty: no cache)           |
 | SAGSFLOW_PUBLIC_URL             | http://127.0.0.1:8000                 |
 | SAGSFLOW_AUTHORITY_NAME, _ADDRESS, _POSTCODE, _CITY, _EMAIL, _CVR     |
 
@@ -57,6 +58,8 @@ class Settings:
     definitions_root: Path = SOURCE_ROOT
     language: Language = "da"
     digital_post_dir: Path = Path("var/digital-post")
+    # Where loaded definitions are cached (engine/definitions/cache.py); None turns it off.
+    cache_dir: Path | None = Path("var/cache")
     authority: Authority = field(default_factory=Authority)
     public_url: str = DEFAULT_PUBLIC_URL
 
@@ -79,6 +82,7 @@ class Settings:
             definitions_root=root,
             language=parse_language(env.get("SAGSFLOW_LANGUAGE")),
             digital_post_dir=Path(env.get("SAGSFLOW_DIGITAL_POST_DIR") or "var/digital-post"),
+            cache_dir=Path(cache) if (cache := env.get("SAGSFLOW_CACHE_DIR", "var/cache")) else None,
             authority=authority,
             public_url=(env.get("SAGSFLOW_PUBLIC_URL") or DEFAULT_PUBLIC_URL).rstrip("/"),
         )

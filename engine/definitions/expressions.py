@@ -8,6 +8,7 @@ sandbox refuses access to private attributes and unsafe callables.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -124,8 +125,12 @@ def outcome_steps(expression: nodes.Node) -> frozenset[str]:
     )
 
 
+@functools.lru_cache(maxsize=8192)
 def compile_guard(source: str) -> Guard:
     """Compile a guard expression or raise `ExpressionError`.
+
+    A guard holds no state, so the processes of a skeleton share the compiled guards of
+    the skeleton's steps: each distinct expression is compiled once per run.
 
     Names starting with `_` are not rejected here, because versions deployed before that
     check must still load. Validation rejects them, and so does the sandbox at run time.

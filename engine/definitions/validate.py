@@ -8,6 +8,7 @@ kept the safeguards its skeleton locks.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -422,8 +423,14 @@ def _undeclared(source: str, name: str, filters: set[str], tests: set[str]) -> s
     return set(meta.find_undeclared_variables(environment.parse(source, name=name))) - set(environment.globals)
 
 
+@functools.lru_cache(maxsize=2048)
 def _analyse_template(name: str, source: str) -> _TemplateFacts | None:
-    """Analyse a template that the resolver read; None when it does not parse (already reported)."""
+    """Analyse a template that the resolver read; None when it does not parse (already reported).
+
+    The result depends on the name and the source only, and nothing changes it afterwards,
+    so the skeleton's templates, which every process of the skeleton carries, are analysed
+    once per run instead of once per process.
+    """
     environment = LETTER_CHECK_ENVIRONMENT
     try:
         tree = environment.parse(source, name=name)

@@ -9,11 +9,12 @@ is seen at once.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from engine.definitions.compile import CompiledProcess
 from engine.definitions.model import ResolvedProcess
@@ -40,13 +41,21 @@ def _info(row: ProcessVersion) -> VersionInfo:
 class ProcessCatalog:
     def __init__(self) -> None:
         self._entries: dict[int, tuple[VersionInfo, CompiledProcess]] = {}
+        # Processes compiled from the definition files, by content hash: a version with the
+        # same hash has the same definition, so it needs neither its stored JSON nor a compile.
+        self._by_hash: dict[str, CompiledProcess] = {}
         self._lock = threading.Lock()
+
+    def preload(self, compiled: Iterable[CompiledProcess]) -> None:
+        with self._lock:
+            self._by_hash.update((process.content_hash, process) for process in compiled)
 
     def by_version_id(self, session: Session, version_id: int) -> tuple[VersionInfo, CompiledProcess]:
         entry = self._entries.get(version_id)
         if entry is not None:
             return entry
-        row = session.get(ProcessVersion, version_id)
+        # The definition is loaded only when no preloaded process has the version's hash.
+        row = session.get(ProcessVersion, version_id, options=[defer(ProcessVersion.definition)])
         if row is None:  # pragma: no cover - a foreign key guarantees it exists
             raise NotFound(
                 Text(f"Procesversion {version_id} findes ikke.", f"Process version {version_id} does not exist.")
@@ -54,8 +63,11 @@ class ProcessCatalog:
         with self._lock:
             entry = self._entries.get(version_id)
             if entry is None:
-                definition = ResolvedProcess.model_validate(row.definition)
-                entry = (_info(row), CompiledProcess(definition, row.content_hash))
+                compiled = self._by_hash.get(row.content_hash)
+                if compiled is None:
+                    definition = ResolvedProcess.model_validate(row.definition)
+                    compiled = CompiledProcess(definition, row.content_hash)
+                entry = (_info(row), compiled)
                 self._entries[version_id] = entry
         return entry
 
