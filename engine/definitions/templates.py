@@ -70,6 +70,8 @@ _MARKDOWN_ANYWHERE = re.compile(r"([\\`*_\[\]<>&#|~])")
 # Line starts that Markdown reads as a list item, a setext heading underline or a
 # thematic break: "-", "+" or "=", or a number followed by "." or ")".
 _MARKDOWN_LINE_START = re.compile(r"^(?:([-+=])|(\d+)([.)]))")
+# Text of one line without any character that `_MARKDOWN_ANYWHERE` escapes.
+_PLAIN_TEXT = re.compile(r"[^\\`*_\[\]<>&#|~\r\n]*")
 
 
 def format_date(value: date | datetime | str | None, language: Language = "da") -> str:
@@ -128,6 +130,9 @@ def escape_markdown(value: str) -> str:
     leading spaces as a code block and two trailing ones as a line break. Line breaks stay,
     and a blank line inside the value still separates two paragraphs.
     """
+    if _PLAIN_TEXT.fullmatch(value) and value == value.strip() and not _MARKDOWN_LINE_START.match(value):
+        # One line that needs no escape, which most names and addresses are.
+        return value
     lines = []
     for line in value.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
         escaped = _MARKDOWN_ANYWHERE.sub(r"\\\1", line.strip())
@@ -206,6 +211,31 @@ def analyse_template(name: str, source: str) -> TemplateInfo:
     blocks = frozenset(node.name for node in tree.find_all(nodes.Block))
     variables = frozenset(meta.find_undeclared_variables(tree)) - set(_ANALYSIS.globals)
     return TemplateInfo(name=name, extends=extends, referenced=referenced, blocks=blocks, variables=variables)
+
+
+@dataclass(frozen=True)
+class TemplateNames:
+    """The names a template may read and the templates it extends, includes or imports."""
+
+    # Every variable name the template loads, also those it assigns itself first, so a
+    # superset of `TemplateInfo.variables`.
+    names: frozenset[str]
+    referenced: frozenset[str]
+
+
+@lru_cache(maxsize=256)
+def template_names(name: str, source: str) -> TemplateNames:
+    """Parse a template and list the names it reads and the templates it uses; cheaper than `analyse_template`.
+
+    The result depends on the source alone, so it is cached by name and source.
+    """
+    try:
+        tree = _ANALYSIS.parse(source, name=name)
+    except TemplateError as error:
+        raise TemplateProblem(name, error.message or "syntax error", getattr(error, "lineno", None)) from None
+    names = frozenset(node.name for node in tree.find_all(nodes.Name) if node.ctx == "load")
+    referenced = frozenset(ref for ref in meta.find_referenced_templates(tree) if ref is not None)
+    return TemplateNames(names=names, referenced=referenced)
 
 
 @dataclass(frozen=True)
@@ -343,7 +373,9 @@ class LetterRenderer:
             output = template.render(context)
         except TemplateError as error:
             raise TemplateProblem(name, error.message or type(error).__name__, getattr(error, "lineno", None)) from None
-        markdown = _BLANK_LINES.sub("\n\n", output).strip() + "\n"
+        if "\n\n\n" in output:
+            output = _BLANK_LINES.sub("\n\n", output)
+        markdown = output.strip() + "\n"
         converted = blocks.convert(markdown) if blocks is not None else None
         if converted is None:
             tokens = _MARKDOWN.parse(markdown)

@@ -101,9 +101,13 @@ def letter_context(
     now: datetime,
     language: Language,
     fields: Collection[str] | None = None,
+    shared: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Build what a letter template sees; `fields` limits the case fields to those the template reads."""
-    definition = process.definition
+    """Build what a letter template sees; `fields` limits the case fields to those the template reads.
+
+    `shared` is what `shared_letter_context` returned for the same process, services, `now`
+    and language. A caller that renders many letters passes it to build that part once.
+    """
     names = process.fields if fields is None else fields
     context: dict[str, Any] = {name: field_context(process, name, case.data.get(name)) for name in names}
 
@@ -116,34 +120,63 @@ def letter_context(
         "processing_deadline": local_date(deadline) if deadline else None,
         "language": case.language,
     }
-    context["authority"] = services.authority.as_context()
-    context["process"] = {
-        "id": definition.id,
-        "title": definition.title.get(language),
-        "classification": definition.classification,
-        "legal_basis": [
-            {"title": basis.title.get(language), "reference": basis.reference_in(language), "url": basis.url}
-            for basis in definition.legal_basis
-        ],
-    }
-    context["letter_date"] = local_date(now)
-    context["fee"] = definition.fee.amount if definition.fee else None
-    context["language"] = language
+    if shared is None:
+        context.update(shared_letter_context(process, services, now, language))
+    else:
+        context.update(copy_shared_context(shared))
     recipient = recipient_of(case, process)
     context["recipient"] = {**recipient, "name": escape_markdown(recipient["name"])}
-    context["hearing"] = None
-    context["report"] = None
+    return context
+
+
+def shared_letter_context(
+    process: CompiledProcess, services: Services, now: datetime, language: Language
+) -> dict[str, Any]:
+    """Build the part of a letter's context that is the same for every case of a process at `now`.
+
+    That is `authority`, `process`, `letter_date`, `fee`, `language`, `appeal` (with its
+    deadline counted from `now`), and `hearing` and `report` as None.
+    """
+    definition = process.definition
     appeal = definition.appeal
-    context["appeal"] = (
-        {
-            "body": appeal.body.get(language),
-            "how": appeal.how.get(language),
-            "period": describe_period(appeal.deadline, language),
-            "deadline": local_date(deadline_end(appeal.deadline, now)),
-        }
-        if appeal
-        else None
-    )
+    return {
+        "authority": services.authority.as_context(),
+        "process": {
+            "id": definition.id,
+            "title": definition.title.get(language),
+            "classification": definition.classification,
+            "legal_basis": [
+                {"title": basis.title.get(language), "reference": basis.reference_in(language), "url": basis.url}
+                for basis in definition.legal_basis
+            ],
+        },
+        "letter_date": local_date(now),
+        "fee": definition.fee.amount if definition.fee else None,
+        "language": language,
+        "hearing": None,
+        "report": None,
+        "appeal": (
+            {
+                "body": appeal.body.get(language),
+                "how": appeal.how.get(language),
+                "period": describe_period(appeal.deadline, language),
+                "deadline": local_date(deadline_end(appeal.deadline, now)),
+            }
+            if appeal
+            else None
+        ),
+    }
+
+
+def copy_shared_context(shared: Mapping[str, Any]) -> dict[str, Any]:
+    """Copy what `shared_letter_context` returned, down to the dicts and lists inside it.
+
+    The sandbox lets a template call methods such as `dict.update` on its context, so each
+    letter gets copies that no other letter reads.
+    """
+    context = {name: dict(value) if isinstance(value, dict) else value for name, value in shared.items()}
+    process = context["process"]
+    process["legal_basis"] = [dict(basis) for basis in process["legal_basis"]]
     return context
 
 

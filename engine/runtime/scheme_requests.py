@@ -31,6 +31,7 @@ scheme case from asking again.
 from __future__ import annotations
 
 import logging
+import operator
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -41,7 +42,7 @@ from typing import Any, cast
 import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
-from sqlalchemy import JSON, Row, Table, func, insert, select, text
+from sqlalchemy import JSON, Connection, DateTime, Row, Table, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -49,16 +50,24 @@ from engine.auth import Actor
 from engine.calendar import end_of_day, local_date, next_working_day
 from engine.definitions.compile import CompiledPhase, CompiledProcess
 from engine.definitions.model import SchemeDef
-from engine.definitions.templates import BlockCache, RenderedLetter, TemplateProblem, analyse_template
+from engine.definitions.templates import BlockCache, RenderedLetter, TemplateProblem, template_names
 from engine.errors import Conflict, FieldError, InvalidInput, ProcessFault
 from engine.i18n import Language, Text
 from engine.runtime.audit import GENESIS_HASH, STATE_KEY, append_event, document_meta_hash, event_hash, state_hash
 from engine.runtime.catalog import VersionInfo
 from engine.runtime.hearings import TOKEN_BYTES, hash_token
 from engine.runtime.journal import format_journal_number, reserve_journal_numbers
-from engine.runtime.letters import deadline_end, letter_context, recipient_of, report_context, sha256_text
+from engine.runtime.letters import (
+    deadline_end,
+    letter_context,
+    recipient_of,
+    report_context,
+    sha256_text,
+    shared_letter_context,
+)
 from engine.runtime.outbox import DIGITAL_POST, REDACTED_TOKEN
 from engine.runtime.services import Services
+from engine.settings import Authority
 from engine.storage.database import Database
 from engine.storage.tables import (
     Base,
@@ -74,6 +83,7 @@ from engine.storage.tables import (
     SchemeMember,
     SchemeRequest,
     StepStatus,
+    UtcDateTime,
 )
 
 logger = logging.getLogger(__name__)
@@ -188,6 +198,21 @@ class _Built:
     event: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class _Moment:
+    """The values that every request case of a chunk shares, because they follow from the chunk's time `now` alone."""
+
+    now: datetime
+    authority: Authority
+    today: date
+    processing_deadline_at: datetime | None
+    # The due times of the first phase's steps, in the phase's order, and their dates by step id.
+    due_at: list[datetime | None]
+    deadlines: dict[str, date]
+    # The part of the letter context that is the same for every case, by language, built when first needed.
+    letters: dict[Language, dict[str, Any]] = field(default_factory=dict)
+
+
 class RequestPlan:
     """The plan of the rows the bulk run writes for each member, worked out once per run."""
 
@@ -219,9 +244,7 @@ class RequestPlan:
         self.report_step = next(step.id for step in self.phase.steps if step.definition.kind == "report")
         self.reply_url = f"{services.public_url}{REPORT_PATH}{REDACTED_TOKEN}"
         title = process.definition.case_title
-        self.title_fields = sorted(
-            analyse_template("case_title", title).variables & set(process.fields) if title else set()
-        )
+        self.title_fields = sorted(template_names("case_title", title).names & set(process.fields) if title else set())
         self.letter_fields = {
             step.definition.letter: self._fields_read(step.definition.letter)
             for step in self.phase.steps
@@ -231,6 +254,10 @@ class RequestPlan:
         self.blocks: BlockCache | None = BlockCache()
         # Set for the first letter of each chunk, which is also rendered without the cache.
         self.check_blocks = False
+        self._moment: _Moment | None = None
+        # The fields and duplicate key of each member that `member_values` filled for the
+        # duplicate check, for `build` to take over, with the snapshot they came from.
+        self._filled: dict[int, tuple[Any, dict[str, Any], str | None]] = {}
         self._check_fields()
 
     def _first_phase(self) -> CompiledPhase:
@@ -248,7 +275,11 @@ class RequestPlan:
         return phase
 
     def _fields_read(self, letter_id: str) -> frozenset[str]:
-        """Return the case fields that a letter's templates, and the templates they use, read."""
+        """Return the case fields that a letter's templates, and the templates they use, may read.
+
+        A field that a template names but assigns itself is also included, which changes no
+        letter, because the template's own value hides the context's.
+        """
         templates = self.process.definition.templates
         names: set[str] = set()
         pending = list(self.process.definition.letters[letter_id].templates.values())
@@ -258,8 +289,8 @@ class RequestPlan:
             if name in seen or name not in templates:
                 continue
             seen.add(name)
-            info = analyse_template(name, templates[name])
-            names |= info.variables
+            info = template_names(name, templates[name])
+            names |= info.names
             pending += info.referenced
         return frozenset(names & set(self.process.fields))
 
@@ -278,6 +309,44 @@ class RequestPlan:
                 )
             )
 
+    def moment(self, now: datetime) -> _Moment:
+        """Return the values that every case created at `now` shares, computed once for each `now`.
+
+        A chunk takes its time from the clock, so the values are computed again when the time
+        or the authority's settings differ from those of the previous chunk.
+        """
+        authority = self.services.authority
+        cached = self._moment
+        if cached is not None and cached.now == now and cached.authority == authority:
+            return cached
+        processing = self.process.definition.processing_deadline
+        due_at = [
+            self.due
+            if step.definition.kind == "report"
+            else (deadline_end(step.definition.deadline, now) if step.definition.deadline else None)
+            for step in self.phase.steps
+        ]
+        self._moment = _Moment(
+            now=now,
+            authority=authority,
+            today=local_date(now),
+            processing_deadline_at=deadline_end(processing, now) if processing else None,
+            due_at=due_at,
+            deadlines={
+                step.id: local_date(due) for step, due in zip(self.phase.steps, due_at, strict=True) if due is not None
+            },
+        )
+        return self._moment
+
+    def shared_letter_context(self, moment: _Moment, language: Language) -> dict[str, Any]:
+        """Return the letter context that every case of `moment` shares in `language`; callers copy it."""
+        shared = moment.letters.get(language)
+        if shared is None:
+            shared = shared_letter_context(self.process, self.services, moment.now, language)
+            shared["report"] = report_context(self.period, self.due, self.reply_url)
+            moment.letters[language] = shared
+        return shared
+
     def duplicate_key(self, values: Mapping[str, Any]) -> str | None:
         """Return the request case's duplicate key by the request process's rule, or None without one."""
         from engine.service import duplicate_key  # noqa: PLC0415 - the service imports this module's callers
@@ -286,6 +355,25 @@ class RequestPlan:
         if rule is None or rule.allow:
             return None
         return duplicate_key(self.process.id, [values.get(name) for name in rule.key])
+
+    def member_values(self, member: Row[Any], *, keep: bool = False) -> tuple[dict[str, Any], str | None]:
+        """Return a member's request fields (`values`) and their duplicate key.
+
+        With `keep`, the next `build` of the member takes both over instead of filling them
+        again, as long as the member's snapshot is the same object.
+        """
+        filled = self._filled.pop(member.id, None)
+        if filled is not None and filled[0] is member.data:
+            return filled[1], filled[2]
+        values = self.values(member.data, member.member_key)
+        key = self.duplicate_key(values)
+        if keep:
+            self._filled[member.id] = (member.data, values, key)
+        return values, key
+
+    def forget_members(self) -> None:
+        """Drop what `member_values` kept, so that the members a chunk skipped take no memory."""
+        self._filled.clear()
 
     def values(self, member: Mapping[str, Any], member_key: str) -> dict[str, Any]:
         """Fill a request case's fields from a member's snapshot, the period and the two journal numbers."""
@@ -303,13 +391,13 @@ class RequestPlan:
     def build(self, member: Row[Any], journal_year: int, sequence: int, case_id: int, now: datetime) -> _Built:
         """Build the rows of one member's request case, `case_id`, with its letters rendered and its audit event."""
         process = self.process
-        values = self.values(member.data, member.member_key)
+        moment = self.moment(now)
+        values, duplicate_key = self.member_values(member)
         title = ""
         if process.case_title is not None:
             # The title reads fields only (SF312), so the fields it names are enough.
             context = {name: process.field_types[name].to_context(values.get(name)) for name in self.title_fields}
             title = process.case_title.render(context).strip()
-        processing = process.definition.processing_deadline
         journal_number = format_journal_number(journal_year, sequence)
         language: Language = "en" if member.language == "en" else "da"
         case_row: dict[str, Any] = {
@@ -327,11 +415,11 @@ class RequestPlan:
             "received_at": now,
             "updated_at": now,
             "closed_at": None,
-            "processing_deadline_at": deadline_end(processing, now) if processing else None,
+            "processing_deadline_at": moment.processing_deadline_at,
             "document_count": 0,
             "team": self.team,
             "assignee": None,
-            "duplicate_key": self.duplicate_key(values),
+            "duplicate_key": duplicate_key,
             "escalated_at": None,
             "version": 1,
             "audit_events": 1,
@@ -342,7 +430,7 @@ class RequestPlan:
         case = cast(Case, SimpleNamespace(**case_row))
         token = secrets.token_urlsafe(TOKEN_BYTES)
         built = _Built(case_row)
-        recorded, filed = self._enter_first_phase(built, case, token, now)
+        recorded, filed = self._enter_first_phase(built, case, token, moment)
         case_row["document_count"] = len(built.documents)
         built.request = {
             "case_id": case_id,
@@ -380,24 +468,20 @@ class RequestPlan:
         return built
 
     def _enter_first_phase(
-        self, built: _Built, case: Case, token: str, now: datetime
+        self, built: _Built, case: Case, token: str, moment: _Moment
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Write the first phase's checklist as `CaseCommand.enter_phase` does: skip, wait or send each step.
 
         Returns what the audit event records: each step's state, and the hashes of each letter filed.
         """
         steps = self.phase.steps
-        due_at = [
-            self.due
-            if step.definition.kind == "report"
-            else (deadline_end(step.definition.deadline, now) if step.definition.deadline else None)
-            for step in steps
-        ]
+        now = moment.now
+        due_at = moment.due_at
         # A guard reads `active` for the steps that the phase has not reached yet.
         outcomes = {step.id: StepStatus.ACTIVE.value for step in steps}
         recorded: list[dict[str, Any]] = []
         documents: list[dict[str, Any]] = []
-        today = local_date(now)
+        today = moment.today
         for position, step in enumerate(steps):
             definition = step.definition
             row: dict[str, Any] = {
@@ -422,10 +506,7 @@ class RequestPlan:
             elif definition.kind == "report":
                 row["status"] = StepStatus.WAITING.value
             else:
-                deadlines = {
-                    other.id: local_date(due) for other, due in zip(steps, due_at, strict=True) if due is not None
-                }
-                documents.append(self._letter(built, case, definition.letter or "", position, deadlines, token, now))
+                documents.append(self._letter(built, case, definition.letter or "", position, token, moment))
                 row.update(status=StepStatus.DONE.value, outcome="sent", completed_at=now, completed_by="system")
             outcomes[step.id] = row["outcome"] or row["status"]
             recorded.append(
@@ -461,9 +542,8 @@ class RequestPlan:
         case: Case,
         letter_id: str,
         step_index: int,
-        deadlines: dict[str, date],
         token: str,
-        now: datetime,
+        moment: _Moment,
     ) -> dict[str, Any]:
         """Render one letter for the case, as `CaseCommand.send_letter` does, and add its document and message.
 
@@ -474,9 +554,10 @@ class RequestPlan:
         letter = process.definition.letters[letter_id]
         language: Language = "en" if case.language == "en" and "en" in letter.templates else "da"
         subject = letter.label.get(language)
-        context = letter_context(case, process, self.services, now, language, self.letter_fields[letter_id])
-        context["deadlines"] = deadlines
-        context["report"] = report_context(self.period, self.due, self.reply_url)
+        now = moment.now
+        shared = self.shared_letter_context(moment, language)
+        context = letter_context(case, process, self.services, now, language, self.letter_fields[letter_id], shared)
+        context["deadlines"] = dict(moment.deadlines)
         try:
             rendered = process.renderer.render(letter.templates[language], subject, language, context, self.blocks)
             if self.check_blocks:
@@ -635,23 +716,59 @@ def write_chunk(session: Session, plan: RequestPlan, members: Sequence[Row[Any]]
 
 
 def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Insert `rows` into `table` in the session's transaction, as fast as the database takes them.
+    """Insert `rows`, which all have the same keys, into `table` in the session's transaction.
 
-    SQLite runs an executemany in C. On PostgreSQL, psycopg would send an executemany as
-    one INSERT per row, so the rows go in one COPY instead.
+    On SQLite the rows go in as one executemany of their values, converted by the columns'
+    own SQLAlchemy types (`_executemany`). On PostgreSQL, psycopg would send an executemany
+    as one INSERT per row, so the rows go in one COPY instead (`_copy`).
     """
     if not rows:
         return
-    if session.get_bind().dialect.name != "postgresql":
-        session.execute(insert(table), rows)
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        _copy(connection, table, rows)
+    else:
+        _executemany(connection, table, rows)
+
+
+def _executemany(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert rows with the driver's executemany, converting each value as SQLAlchemy's INSERT would.
+
+    Each column's bind processor comes from its type for the connection's dialect, as in
+    SQLAlchemy's own INSERT. Converting the values column by column here skips SQLAlchemy's
+    per-row work, and converts a time that many rows share, such as the chunk's `now`, once.
+    """
+    dialect = connection.dialect
+    columns = list(rows[0])
+    compiled = insert(table).compile(dialect=dialect, column_keys=columns)
+    order = compiled.positiontup
+    if order is None or sorted(order) != sorted(columns):
+        # A column default that SQLAlchemy would fill in, or a named paramstyle: leave the INSERT to it.
+        connection.execute(insert(table), rows)
         return
+    pick = operator.itemgetter(*order)
+    values: list[Sequence[Any]] = list(zip(*[pick(row) for row in rows], strict=True))
+    for index, name in enumerate(order):
+        column_type = table.c[name].type.dialect_impl(dialect)
+        processor = column_type.bind_processor(dialect)
+        if processor is None:
+            continue
+        if isinstance(column_type, DateTime | UtcDateTime):
+            converted = {value: processor(value) for value in set(values[index])}
+            values[index] = [converted[value] for value in values[index]]
+        else:
+            values[index] = [processor(value) for value in values[index]]
+    connection.exec_driver_sql(compiled.string, list(zip(*values, strict=True)))
+
+
+def _copy(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
     columns = list(rows[0])
     json_columns = {name for name in columns if isinstance(table.c[name].type, JSON)}
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(table.name), sql.SQL(", ").join(sql.Identifier(name) for name in columns)
     )
     # The driver's connection runs the session's transaction, so the rows commit or roll back with it.
-    driver = cast(psycopg.Connection[Any], session.connection().connection.driver_connection)
+    driver = cast(psycopg.Connection[Any], connection.connection.driver_connection)
     with driver.cursor() as cursor, cursor.copy(statement) as copy:
         for row in rows:
             copy.write_row([_copy_value(row[name], name in json_columns) for name in columns])
@@ -772,7 +889,8 @@ def _write_chunk(session: Session, plan: RequestPlan, members: Sequence[Row[Any]
 
 def _without_open_duplicates(session: Session, plan: RequestPlan, members: Sequence[Row[Any]]) -> list[Row[Any]]:
     """Leave out the members whose request an open case already is, by the request process's duplicate key."""
-    keys = {member.id: plan.duplicate_key(plan.values(member.data, member.member_key)) for member in members}
+    plan.forget_members()
+    keys = {member.id: plan.member_values(member, keep=True)[1] for member in members}
     wanted = [key for key in keys.values() if key is not None]
     if not wanted:
         return list(members)
