@@ -8,6 +8,7 @@ compiled here once, so a command only evaluates them.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -15,9 +16,10 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, cast
 
+from jinja2 import Template
 from transitions import EventData, Machine
 
-from engine.definitions.expressions import Guard, compile_guard
+from engine.definitions.expressions import LazyGuard
 from engine.definitions.fields import FIELD_TYPES, FieldType
 from engine.definitions.model import (
     AUTOMATIC_KINDS,
@@ -41,15 +43,15 @@ def content_hash(process: ResolvedProcess) -> str:
 
 @dataclass(frozen=True)
 class CompiledCheck:
-    rule: Guard
+    rule: LazyGuard
     message: Label
 
 
 @dataclass(frozen=True)
 class CompiledStep:
     definition: ResolvedStep
-    when: Guard | None
-    required_if: Mapping[str, Guard]
+    when: LazyGuard | None
+    required_if: Mapping[str, LazyGuard]
     checks: tuple[CompiledCheck, ...] = ()
 
     @property
@@ -87,7 +89,7 @@ class CaseModel:
         self.guard_context = guard_context
 
 
-def _condition(guard: Guard) -> Any:
+def _condition(guard: LazyGuard) -> Any:
     def check(event: EventData) -> bool:
         model = cast(CaseModel, event.model)
         return guard(model.guard_context)
@@ -112,11 +114,9 @@ class CompiledProcess:
             steps = tuple(
                 CompiledStep(
                     definition=step,
-                    when=compile_guard(step.when) if step.when else None,
-                    required_if={
-                        entry.field: compile_guard(entry.required_if) for entry in step.form if entry.required_if
-                    },
-                    checks=tuple(CompiledCheck(compile_guard(check.rule), check.message) for check in step.checks),
+                    when=LazyGuard(step.when) if step.when else None,
+                    required_if={entry.field: LazyGuard(entry.required_if) for entry in step.form if entry.required_if},
+                    checks=tuple(CompiledCheck(LazyGuard(check.rule), check.message) for check in step.checks),
                 )
                 for step in phase.steps
             )
@@ -126,7 +126,7 @@ class CompiledProcess:
                 self._steps[step.id] = (compiled_phase, step)
         self.initial_phase = definition.phases[0].id
         self.application_checks = tuple(
-            CompiledCheck(compile_guard(check.rule), check.message) for check in definition.application_checks
+            CompiledCheck(LazyGuard(check.rule), check.message) for check in definition.application_checks
         )
 
         self.machine = Machine(
@@ -140,7 +140,7 @@ class CompiledProcess:
         )
         for phase in definition.phases:
             for transition in phase.next:
-                conditions = [_condition(compile_guard(transition.when))] if transition.when else []
+                conditions = [_condition(LazyGuard(transition.when))] if transition.when else []
                 self.machine.add_transition(ADVANCE, source=phase.id, dest=transition.to, conditions=conditions)
 
         labels = {
@@ -149,7 +149,12 @@ class CompiledProcess:
             if field.options
         }
         self.renderer = LetterRenderer(definition.templates, labels)
-        self.case_title = title_template(definition.case_title) if definition.case_title else None
+
+    @functools.cached_property
+    def case_title(self) -> Template | None:
+        """The case title template, compiled at its first use as the guards are."""
+        source = self.definition.case_title
+        return title_template(source) if source else None
 
     def step(self, step_id: str) -> tuple[CompiledPhase, CompiledStep] | None:
         return self._steps.get(step_id)

@@ -53,6 +53,36 @@ class Guard:
             return False
 
 
+class LazyGuard:
+    """A guard of a deployed version, compiled when it is first evaluated.
+
+    Compiling a guard costs about a millisecond, and a process has dozens of them, so a
+    server that compiled all of them for 250 processes at start-up would wait seconds for
+    guards most requests never evaluate. Validation compiles every guard eagerly with
+    `compile_guard`, so a deployed guard compiles.
+    """
+
+    __slots__ = ("_guard", "source")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self._guard: Guard | None = None
+
+    @property
+    def guard(self) -> Guard:
+        # Two threads may compile the same guard at once; both get an equal result.
+        if self._guard is None:
+            self._guard = compile_guard(self.source)
+        return self._guard
+
+    @property
+    def names(self) -> frozenset[str]:
+        return self.guard.names
+
+    def __call__(self, context: Mapping[str, Any]) -> bool:
+        return self.guard(context)
+
+
 def _jinja_detail(error: TemplateError) -> Text:
     # Jinja2's messages are English, so the Danish text names Jinja2 as their source.
     message = error.message or type(error).__name__
