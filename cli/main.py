@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from collections import Counter
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
@@ -17,7 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cli import cases, people, pools, records, schemes, worker
+from cli import cases, people, pools, portfolio, records, schemes, worker
 from cli.common import (
     OptionalUserOption,
     actor_for,
@@ -114,6 +116,8 @@ def _load(paths: list[Path] | None, root: Path | None) -> LoadedDefinitions:
     return loaded
 
 
+portfolio.register(app, _load)
+
 PathsArgument = Annotated[
     list[Path] | None,
     typer.Argument(help="Filer eller mapper; standard: alle processer / files or folders; default: all processes."),
@@ -137,6 +141,7 @@ def validate(
     with reported_errors():
         loaded = _load(paths, root)
     errors = loaded.errors
+    by_skeleton = dict(sorted(Counter(process.definition.skeleton for process in loaded.compiled.values()).items()))
     if output == "json":
         typer.echo(
             json.dumps(
@@ -144,6 +149,7 @@ def validate(
                     "valid": not errors,
                     "files": len(loaded.files),
                     "processes": sorted(loaded.compiled),
+                    "by_skeleton": by_skeleton,
                     "problems": [problem.as_dict(state.language) for problem in loaded.problems],
                 },
                 ensure_ascii=False,
@@ -175,6 +181,12 @@ def validate(
                     f"({count(warnings, 'warning', 'warnings')}).",
                 )
             )
+            if len(by_skeleton) > 1:
+                typer.echo(
+                    say("Processer pr. skelet: ", "Processes per skeleton: ")
+                    + ", ".join(f"{skeleton} {number}" for skeleton, number in by_skeleton.items())
+                    + "."
+                )
     raise typer.Exit(1 if errors else 0)
 
 
@@ -406,11 +418,19 @@ def serve(
     with reported_errors():
         service = open_service()
         settings = state.settings
+        started = time.perf_counter()
         # Definitions compiled from the files at the last validate or deploy, if the cache
         # still matches the files; otherwise the processes are compiled from the database.
         cached = cached_only(settings.definitions_root, settings.cache_dir) if settings.cache_dir else None
         ready = service.warm_up(cached.compiled.values() if cached is not None and not cached.errors else ())
-        typer.echo(say(f"{ready} processer er klar.", f"{ready} processes are ready."), err=True)
+        elapsed = (time.perf_counter() - started) * 1000
+        typer.echo(
+            say(
+                f"{ready} processer er klar efter {elapsed:.0f} ms.",
+                f"{ready} processes ready after {elapsed:.0f} ms.",
+            ),
+            err=True,
+        )
         application = create_app(service, settings)
     uvicorn.run(application, host=host, port=port, log_level="info")
 

@@ -39,6 +39,9 @@ from tests.helpers import ADMIN, FIRST_OF_A_KIND, OFFICE_USERS, REPOSITORY, TEAM
 
 POSTGRES_URL = os.environ.get("SAGSFLOW_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_POSTGRES = os.environ.get("SAGSFLOW_REQUIRE_POSTGRES") == "1"
+# CLI tests run in temporary folders; one shared definitions cache spares each of them a
+# full load of the repository's 250 processes.
+os.environ.setdefault("SAGSFLOW_CACHE_DIR", str(REPOSITORY / "var" / "cache"))
 
 
 @dataclass

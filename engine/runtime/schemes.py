@@ -906,7 +906,7 @@ def _csv(header: list[str], rows: Iterator[list[Any]]) -> bytes:
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _inert(cell: Any) -> Any:
+def inert_cell(cell: Any) -> Any:
     """Return text that a spreadsheet would read as a formula with a leading apostrophe, as plain text."""
     if isinstance(cell, str) and cell.startswith(FORMULA_STARTS):
         return "'" + cell
@@ -918,7 +918,7 @@ def _csv_cell(cell: Any) -> Any:
         return ""
     if isinstance(cell, date):
         return cell.isoformat()
-    return _inert(cell)
+    return inert_cell(cell)
 
 
 def _xlsx_cell(sheet: Any, cell: Any) -> Any:

@@ -30,18 +30,27 @@ def broken_tree(root: Path) -> None:
     write(root, DEMO_FILE, text)
 
 
+PROCESS_IDS = sorted(path.stem for path in (REPOSITORY / "processes").rglob("*.yaml"))
+
+
 def test_repository_is_valid() -> None:
     result = runner.invoke(app, ["--lang", "en", "validate", "--root", str(REPOSITORY)])
 
     assert result.exit_code == 0, result.output
-    assert result.stdout == "OK: 6 processes and 6 skeletons are valid (0 warnings).\n"
+    assert result.stdout == (
+        f"OK: {len(PROCESS_IDS)} processes and 6 skeletons are valid (0 warnings).\n"
+        "Processes per skeleton: afgoerelse 142, ordningssag 1, puljesag 1, simpel 6, tilskud 26, tilsyn 76.\n"
+    )
 
 
 def test_repository_is_valid_in_danish() -> None:
     result = runner.invoke(app, ["validate", "--root", str(REPOSITORY)], env={"SAGSFLOW_LANGUAGE": "da"})
 
     assert result.exit_code == 0, result.output
-    assert result.stdout == "OK: 6 processer og 6 skeletter er gyldige (0 advarsler).\n"
+    assert result.stdout == (
+        f"OK: {len(PROCESS_IDS)} processer og 6 skeletter er gyldige (0 advarsler).\n"
+        "Processer pr. skelet: afgoerelse 142, ordningssag 1, puljesag 1, simpel 6, tilskud 26, tilsyn 76.\n"
+    )
 
 
 def test_broken_tree_prints_problem_lines(root: Path) -> None:
@@ -109,15 +118,9 @@ def test_json_output_on_repository() -> None:
     assert result.exit_code == 0
     assert report == {
         "valid": True,
-        "files": 12,
-        "processes": [
-            "cites-import",
-            "klap-aarligt-tilsyn",
-            "klap-ordningssag",
-            "klap-tilladelse",
-            "natura2000-puljesag",
-            "natura2000-sammenhaengende-arealer",
-        ],
+        "files": 6 + len(PROCESS_IDS),
+        "processes": PROCESS_IDS,
+        "by_skeleton": {"afgoerelse": 142, "ordningssag": 1, "puljesag": 1, "simpel": 6, "tilskud": 26, "tilsyn": 76},
         "problems": [],
     }
 
