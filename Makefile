@@ -42,6 +42,7 @@ test: lint typecheck pytest
 bench: install
 	$(BIN)/python -m bench.lifecycle
 	$(BIN)/python -m bench.bulk
+	$(BIN)/python -m bench.compile
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

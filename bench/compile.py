@@ -8,7 +8,7 @@ Run as ``python -m bench.compile``; ``--help`` lists the options. In one run it 
    templates, resolves each process against its skeleton, validates it and compiles it.
    The ratio cold / baseline has a target of at most 3.
 3. **Cached load**: the same through the cache of `engine/definitions/cache.py`, once
-   the cache holds the files as they are (the state after any `validate` or `deploy`).
+   the cache has the files as they are (the state after any `validate` or `deploy`).
 4. **Serve readiness**: a fresh SQLite database with every process deployed, then
    `sagsflow serve` started as a subprocess. It reports the time the server spends
    making every deployed process ready (its warm-up, which the server logs), with the
@@ -122,7 +122,7 @@ def serve_once(env: dict[str, str]) -> dict[str, float]:
             if server.poll() is not None:
                 raise BenchmarkError(f"sagsflow serve stopped: {server.stderr.read() if server.stderr else ''}")
             if time.perf_counter() - started > SERVE_TIMEOUT_SECONDS:
-                raise BenchmarkError("sagsflow serve did not answer within a minute")
+                raise BenchmarkError("sagsflow serve gave no response within a minute")
             try:
                 with urllib.request.urlopen(url, timeout=1) as response:
                     if response.status == 200:

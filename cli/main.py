@@ -419,8 +419,8 @@ def serve(
         service = open_service()
         settings = state.settings
         started = time.perf_counter()
-        # Definitions compiled from the files at the last validate or deploy, if the cache
-        # still matches the files; otherwise the processes are compiled from the database.
+        # The cache has the definitions compiled at the last validate or deploy. If the files
+        # have changed since, the processes are compiled from the database instead.
         cached = cached_only(settings.definitions_root, settings.cache_dir) if settings.cache_dir else None
         ready = service.warm_up(cached.compiled.values() if cached is not None and not cached.errors else ())
         elapsed = (time.perf_counter() - started) * 1000

@@ -1,10 +1,10 @@
 """The agency's map of processes: by skeleton, rollout priority and deployment status.
 
 Each process carries a `portfolio:` section (rollout priority, cases a year, minutes saved
-per case, expected effect). `portfolio_rows` joins it with what the database holds: a
+per case, expected effect). `portfolio_rows` joins it with what the database holds. A
 process is `deployed` when its newest deployed version has the content hash of the
-definition files as they are now, `changed` when an older definition is deployed, and
-`not_deployed` when none is. `sagsflow portfolio` shows the rows and exports them as CSV.
+definition files as they are now. It is `changed` when an older definition is deployed,
+and `not_deployed` when none is. `sagsflow portfolio` shows the rows and exports them as CSV.
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ def _cell(value: object) -> object:
 
 
 def to_csv(rows: Iterable[PortfolioRow]) -> bytes:
-    """The rows as CSV in UTF-8 with a byte order mark, which spreadsheet programs need."""
+    """Write the rows as CSV in UTF-8 with a byte order mark, which spreadsheet programs need."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)

@@ -321,9 +321,9 @@ class Sagsflow:
     def warm_up(self, compiled: Iterable[CompiledProcess] = ()) -> int:
         """Compile the newest version of every deployed process before the first request.
 
-        `compiled` are processes already compiled from the definition files (the cache of
-        `engine/definitions/cache.py`); a deployed version with the same content hash takes
-        them as they are. Returns the number of processes ready.
+        `compiled` are processes already compiled from the definition files, from the cache
+        of `engine/definitions/cache.py`. A deployed version with the same content hash
+        takes them as they are. Returns the number of processes ready.
         """
         self.catalog.preload(compiled)
         with self.database.read() as session:

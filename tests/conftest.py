@@ -15,6 +15,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -76,9 +77,10 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def postgres_schema() -> Iterator[str | None]:
-    schema = f"sagsflow_test_{uuid.uuid4().hex[:12]}"
+@contextmanager
+def migrated_schema(prefix: str) -> Iterator[str | None]:
+    """Create a migrated PostgreSQL schema and drop it afterwards; None when the server is not there."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = create_engine(normalise_url(POSTGRES_URL))
     try:
         with admin.begin() as connection:
@@ -89,16 +91,24 @@ def postgres_schema() -> Iterator[str | None]:
             pytest.fail(f"PostgreSQL at {POSTGRES_URL} is required (SAGSFLOW_REQUIRE_POSTGRES=1) but failed: {error}")
         yield None
         return
-    database = Database(_schema_url(schema))
+    database = Database(schema_url(schema))
     upgrade(database)
     database.dispose()
-    yield schema
-    with admin.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    try:
+        yield schema
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
 
 
-def _schema_url(schema: str) -> str:
+@pytest.fixture(scope="session")
+def postgres_schema() -> Iterator[str | None]:
+    with migrated_schema("sagsflow_test") as schema:
+        yield schema
+
+
+def schema_url(schema: str) -> str:
     separator = "&" if "?" in POSTGRES_URL else "?"
     return f"{normalise_url(POSTGRES_URL)}{separator}options=-csearch_path%3D{schema}"
 
@@ -114,7 +124,7 @@ def database(
     else:
         if postgres_schema is None:
             pytest.skip(f"PostgreSQL at {POSTGRES_URL} is not reachable")
-        db = Database(_schema_url(postgres_schema))
+        db = Database(schema_url(postgres_schema))
         tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
         with db.engine.begin() as connection:
             connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))

@@ -96,6 +96,7 @@ class ProcessDriver:
         self.worker = Worker(service.database, service.services, service.catalog, name="driver")
         self.trails: dict[int, Trail] = {}
         self.serial = 0
+        self.start = clock.now
 
     def today(self) -> date:
         return self.clock.now.date()
@@ -152,7 +153,12 @@ class ProcessDriver:
     # Driving ---------------------------------------------------------------------------------
 
     def run(self, process_id: str) -> dict[str, Any]:
-        """Open a case of `process_id` (after the cases it needs) and drive it to a final phase."""
+        """Open a case of `process_id` (after the cases it needs) and drive it to a final phase.
+
+        Each run starts at the same moment, so that the example dates of one process do not
+        depend on how far the clock jumped for the processes before it.
+        """
+        self.clock.now = self.start
         helpers = self.prepare(process_id)
         target = self.open_case(process_id)
         return self.drive(target, helpers)

@@ -125,7 +125,7 @@ def test_warm_up_takes_preloaded_processes_by_content_hash(service: Sagsflow, de
     assert other.content_hash == definitions.compiled["klap-tilladelse"].content_hash
 
 
-def test_examples_need_a_value_for_a_required_pattern_field(definitions: LoadedDefinitions) -> None:
+def test_example_for_pattern_field(definitions: LoadedDefinitions) -> None:
     process = definitions.compiled["cites-import"].definition
     field = process.fields["applicant_name"].model_copy(update={"pattern": "^[A-Z]+$"})
     optional = field.model_copy(update={"required": False})

@@ -2,20 +2,18 @@
 
 All definitions are deployed once per test worker into a database of its own, and each
 process gets one case that `tests/process_driver.py` drives to a final phase. Every
-process runs on SQLite; a sample (every skeleton's first process and one in eight of the
+process runs on SQLite. A sample (every skeleton's first process and one in eight of the
 rest) runs on PostgreSQL too, in a schema of its own.
 """
 
 from __future__ import annotations
 
 import shutil
-import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from engine.adapters.cvr import FakeCompanyRegister
 from engine.adapters.digital_post import MemoryDigitalPost
@@ -24,9 +22,8 @@ from engine.definitions.cache import load_cached
 from engine.definitions.loader import LoadedDefinitions
 from engine.runtime.services import Services
 from engine.service import Sagsflow
-from engine.storage.database import Database, normalise_url
-from engine.storage.migrate import upgrade
-from tests.conftest import POSTGRES_URL, REQUIRE_POSTGRES, Clock
+from engine.storage.database import Database
+from tests.conftest import POSTGRES_URL, Clock, migrated_schema, schema_url
 from tests.helpers import REPOSITORY
 from tests.process_driver import ProcessDriver
 
@@ -75,24 +72,12 @@ def on_sqlite(
 @pytest.fixture(scope="module")
 def on_postgresql(loaded: LoadedDefinitions) -> Iterator[ProcessDriver]:
     # A schema of its own: the `database` fixture empties the shared one before every test.
-    schema = f"sagsflow_every_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(normalise_url(POSTGRES_URL))
-    try:
-        with admin.begin() as connection:
-            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except Exception as error:
-        admin.dispose()
-        if REQUIRE_POSTGRES:
-            pytest.fail(f"PostgreSQL at {POSTGRES_URL} is required but failed: {error}")
-        pytest.skip(f"PostgreSQL at {POSTGRES_URL} is not reachable")
-    separator = "&" if "?" in POSTGRES_URL else "?"
-    database = Database(f"{normalise_url(POSTGRES_URL)}{separator}options=-csearch_path%3D{schema}")
-    upgrade(database)
-    yield _driver(database, loaded)
-    database.dispose()
-    with admin.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with migrated_schema("sagsflow_every") as schema:
+        if schema is None:
+            pytest.skip(f"PostgreSQL at {POSTGRES_URL} is not reachable")
+        database = Database(schema_url(schema))
+        yield _driver(database, loaded)
+        database.dispose()
 
 
 def _run(driver: ProcessDriver, loaded: LoadedDefinitions, process_id: str) -> None:

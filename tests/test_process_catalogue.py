@@ -1,8 +1,8 @@
 """The agency's process catalogue: the counts per skeleton, and no two processes alike.
 
-A process is only worth a file when its rules differ from every other's, so besides the
-counts these tests compare each process with all others: its file without its id and
-titles, its resolved definition without them, and its set of fields and steps.
+A process is only worth a file when its rules differ from every other's. Besides the
+counts, these tests therefore compare each process with all others three ways: its file
+and its resolved definition without id and titles, and its set of fields and steps.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def test_counts_per_skeleton(loaded: LoadedDefinitions) -> None:
     assert loaded.warnings == []
 
 
-def test_no_two_files_are_alike_without_ids_and_titles(loaded: LoadedDefinitions) -> None:
+def test_process_files_differ(loaded: LoadedDefinitions) -> None:
     keys = {}
     for path in sorted((REPOSITORY / "processes").glob("*/*.yaml")):
         source, problems = load_source(path)
@@ -64,7 +64,7 @@ def test_no_two_files_are_alike_without_ids_and_titles(loaded: LoadedDefinitions
     assert _duplicates(keys) == []
 
 
-def test_no_two_resolved_processes_are_alike_without_ids_and_titles(loaded: LoadedDefinitions) -> None:
+def test_resolved_processes_differ(loaded: LoadedDefinitions) -> None:
     keys = {
         process_id: json.dumps(
             process.definition.model_dump(mode="json", exclude={"id", "title", "parents"}), sort_keys=True

@@ -11,9 +11,9 @@ The key covers every file under `skeletons/` and `processes/`, not only the requ
 ones, because a process may extend another process and a template may include any
 file under the root.
 
-The cache directory belongs to the server's user: it is created with mode 0700, and an
-entry is read only when it is a regular file owned by that user and not writable by
-others, because a pickle can run code when it is read. An unreadable or corrupt entry
+A pickle can run code when it is read. The cache directory is therefore created with
+mode 0700, and an entry is read only when it is a regular file of the server's user
+that no one else may write. An unreadable or corrupt entry
 is ignored and the definitions are loaded from the files.
 """
 
@@ -51,7 +51,7 @@ def _engine_digest() -> str:
 
 
 def cache_key(root: Path, paths: Sequence[Path] | None = None) -> str:
-    """The key of the definitions under `root`: changes when any file or the engine changes."""
+    """Return the key of the definitions under `root`, which changes when any file or the engine changes."""
     digest = hashlib.sha256()
     digest.update(f"format {CACHE_FORMAT}\n".encode())
     digest.update(_engine_digest().encode())
@@ -81,7 +81,7 @@ def _trusted(path: Path) -> bool:
 
 @dataclass(frozen=True)
 class _Entry:
-    """What a cache file holds: the definitions without their compiled processes."""
+    """A cache file's content: the definitions without their compiled processes."""
 
     loaded: LoadedDefinitions
     # The content hash of each valid process, which a hit compiles again.
@@ -129,7 +129,7 @@ def _compiled(loaded: LoadedDefinitions, hashes: dict[str, str]) -> dict[str, Co
 
 
 def cached_only(root: Path, directory: Path) -> LoadedDefinitions | None:
-    """All definitions under `root` if the cache has them as the files are now, else None."""
+    """Return all definitions under `root` if the cache has them as the files are now, else None."""
     cached = _read(directory / f"definitions-{cache_key(root)}.pickle")
     if cached is None:
         return None

@@ -101,7 +101,7 @@ def _text(field_id: str, field: FieldDef) -> str:
 
 
 def example_application(process: ResolvedProcess, today: date) -> dict[str, Any]:
-    """Every application field of `process` with an example value.
+    """Return every application field of `process` with an example value.
 
     An optional field whose values cannot be guessed is left out; a required one raises
     `NoExample`.
@@ -119,5 +119,5 @@ def example_application(process: ResolvedProcess, today: date) -> dict[str, Any]
 
 
 def example_form(process: ResolvedProcess, step: StepDef, today: date) -> dict[str, Any]:
-    """Every field of `step`'s form, with an example value."""
+    """Return every field of `step`'s form with an example value."""
     return {entry.field: example_value(entry.field, process.fields[entry.field], today) for entry in step.form}
