@@ -74,7 +74,12 @@ def register(app: typer.Typer, load: Callable[[list[Path] | None, Path | None], 
                 sys.stdout.buffer.write(data)
                 sys.stdout.flush()
                 return
-            Path(csv_file).write_bytes(data)
+            try:
+                Path(csv_file).write_bytes(data)
+            except OSError as error:
+                raise fail(
+                    f"Kunne ikke skrive {csv_file}: {error.strerror}.", f"Could not write {csv_file}: {error.strerror}."
+                ) from None
             typer.echo(
                 say(
                     f"Skrev {count(len(rows), 'proces', 'processer')} til {csv_file}.",

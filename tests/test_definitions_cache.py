@@ -141,3 +141,19 @@ def test_example_for_pattern_field(definitions: LoadedDefinitions) -> None:
     assert "applicant_name" not in skipped
     assert skipped["country_of_export"] == "TG"
     assert example_value("x", field.model_copy(update={"example": "ABC"}), today) == "ABC"
+
+
+def test_changed_file_outside_the_root_misses(root: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    outside = tmp_path / "elsewhere" / "cites-kopi.yaml"
+    outside.parent.mkdir()
+    text = (root / FIRST_OF_A_KIND[0]).read_text(encoding="utf-8")
+    outside.write_text(text.replace("process: cites-import", "process: cites-kopi"), encoding="utf-8")
+    first, _ = load_cached(root, [outside], cache)
+    assert not any(problem.code == "SF304" for problem in first.errors)
+
+    outside.write_text(outside.read_text(encoding="utf-8").replace("type: species", "type: art"), encoding="utf-8")
+    loaded, hit = load_cached(root, [outside], cache)
+
+    assert hit is False
+    assert any(problem.code == "SF304" for problem in loaded.errors)

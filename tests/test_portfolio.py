@@ -105,3 +105,13 @@ def test_invalid_definitions_stop_the_map(environment: dict[str, str]) -> None:
 
     assert code == 1
     assert "errors in the definitions; run 'sagsflow validate' first." in output
+
+
+def test_csv_to_a_missing_folder_fails_clearly(environment: dict[str, str], tmp_path: Path) -> None:
+    assert invoke(environment, "db", "upgrade")[0] == 0
+
+    code, output = invoke(environment, "--lang", "en", "portfolio", "--csv", str(tmp_path / "missing" / "x.csv"))
+
+    assert code == 1
+    assert "Error: Could not write" in output
+    assert "Traceback" not in output

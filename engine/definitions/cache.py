@@ -56,8 +56,15 @@ def cache_key(root: Path, paths: Sequence[Path] | None = None) -> str:
     digest.update(f"format {CACHE_FORMAT}\n".encode())
     digest.update(_engine_digest().encode())
     resolved_root = root.resolve()
-    requested = sorted(str(path.resolve()) for path in paths) if paths else ["*"]
-    digest.update("\n".join(requested).encode())
+    requested = sorted(path.resolve() for path in paths) if paths else []
+    digest.update("\n".join(str(path) for path in requested).encode() if paths else b"*")
+    # A requested file may lie outside the root, so its content is part of the key too.
+    for path in requested:
+        files = sorted(path.rglob("*")) if path.is_dir() else [path]
+        for file in files:
+            if file.is_file():
+                digest.update(f"\n{file}\n".encode())
+                digest.update(file.read_bytes())
     for folder in (SKELETONS_DIR, PROCESSES_DIR):
         base = resolved_root / folder
         if not base.is_dir():
