@@ -13,7 +13,7 @@ Run as ``python -m bench.compile``; ``--help`` lists the options. In one run it 
    `sagsflow serve` started as a subprocess. It reports the time the server spends
    making every deployed process ready (its warm-up, which the server logs), with the
    cache and without it, and the time from starting the subprocess until `/health`
-   answers, which also includes starting Python and importing the libraries. The
+   responds, which also includes starting Python and importing the libraries. The
    warm-up with the cache has a target of under 1 second.
 5. **Memory** that the compiled processes hold, measured with `tracemalloc` after the
    rest of the load result is released.
@@ -76,7 +76,7 @@ def baseline(files: Sequence[Path]) -> None:
 
 
 def compiled_memory(root: Path) -> tuple[int, int]:
-    """Bytes held by the compiled processes alone, and their number."""
+    """Return the bytes that the compiled processes alone occupy, and their number."""
     gc.collect()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
@@ -84,9 +84,9 @@ def compiled_memory(root: Path) -> tuple[int, int]:
     compiled = dict(loaded.compiled)
     del loaded
     gc.collect()
-    held = tracemalloc.get_traced_memory()[0] - before
+    occupied = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
-    return held, len(compiled)
+    return occupied, len(compiled)
 
 
 def free_port() -> int:
@@ -179,7 +179,7 @@ def measure(root: Path, repeat: int, serve: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="sagsflow-cache-") as cache_dir:
         load_cached(root, None, Path(cache_dir))
         cached_seconds = best_of(repeat, lambda: load_cached(root, None, Path(cache_dir)))
-    held, counted = compiled_memory(root)
+    occupied, counted = compiled_memory(root)
     report: dict[str, Any] = {
         "files": len(files),
         "processes": processes,
@@ -188,8 +188,8 @@ def measure(root: Path, repeat: int, serve: bool) -> dict[str, Any]:
         "cold_ratio": cold_seconds / baseline_seconds,
         "cached_seconds": cached_seconds,
         "cached_ratio": cached_seconds / baseline_seconds,
-        "compiled_bytes": held,
-        "compiled_bytes_per_process": held // max(counted, 1),
+        "compiled_bytes": occupied,
+        "compiled_bytes_per_process": occupied // max(counted, 1),
     }
     if serve:
         report["serve"] = serve_readiness(root, repeat)

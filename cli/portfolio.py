@@ -13,6 +13,7 @@ import json
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
+from itertools import groupby
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -53,7 +54,6 @@ def register(app: typer.Typer, load: Callable[[list[Path] | None, Path | None], 
             STATUS_LABELS,
             deployed_versions,
             portfolio_rows,
-            summary,
             to_csv,
         )
 
@@ -92,33 +92,30 @@ def register(app: typer.Typer, load: Callable[[list[Path] | None, Path | None], 
             typer.echo(json.dumps([asdict(row) for row in rows], ensure_ascii=False, indent=2))
             return
 
-        skeleton = None
-        priority: object = object()
-        for row in rows:
-            if row.skeleton != skeleton:
-                skeleton, priority = row.skeleton, object()
-                in_skeleton = [other for other in rows if other.skeleton == skeleton]
-                deployed_count = sum(other.status == "deployed" for other in in_skeleton)
-                typer.echo(
-                    say(
-                        f"\n{skeleton} ({row.family}): {count(len(in_skeleton), 'proces', 'processer')}, "
-                        f"{deployed_count} udrullet",
-                        f"\n{skeleton} ({row.family}): {count(len(in_skeleton), 'process', 'processes')}, "
-                        f"{deployed_count} deployed",
-                    )
-                )
-            if row.priority != priority:
-                priority = row.priority
-                typer.echo(f"  {PRIORITY_LABELS[row.priority][language]}")
-            hours = row.hours_saved_per_year
-            saved = say(f"{hours} timer/år", f"{hours} h/year") if hours is not None else "-"
+        # The rows come sorted by family, skeleton and priority, so each group is one run.
+        for skeleton, skeleton_rows in groupby(rows, key=lambda row: row.skeleton):
+            in_skeleton = list(skeleton_rows)
+            family = in_skeleton[0].family
+            deployed_count = sum(row.status == "deployed" for row in in_skeleton)
             typer.echo(
-                f"    {row.process:<44} {STATUS_LABELS[row.status][language]:<24} "
-                f"{row.cases_per_year if row.cases_per_year is not None else '-':>6} "
-                f"{say('sager/år', 'cases/yr')}  {saved}"
+                say(
+                    f"\n{skeleton} ({family}): {count(len(in_skeleton), 'proces', 'processer')}, "
+                    f"{deployed_count} udrullet",
+                    f"\n{skeleton} ({family}): {count(len(in_skeleton), 'process', 'processes')}, "
+                    f"{deployed_count} deployed",
+                )
             )
+            for priority, priority_rows in groupby(in_skeleton, key=lambda row: row.priority):
+                typer.echo(f"  {PRIORITY_LABELS[priority][language]}")
+                for row in priority_rows:
+                    hours = row.hours_saved_per_year
+                    saved = say(f"{hours} timer/år", f"{hours} h/year") if hours is not None else "-"
+                    cases = row.cases_per_year if row.cases_per_year is not None else "-"
+                    typer.echo(
+                        f"    {row.process:<44} {STATUS_LABELS[row.status][language]:<24} "
+                        f"{cases:>6} {say('sager/år', 'cases/yr')}  {saved}"
+                    )
 
-        counts = summary(rows)
         total_hours = sum(row.hours_saved_per_year or 0 for row in rows)
         deployed_total = sum(row.status == "deployed" for row in rows)
         typer.echo(
@@ -130,7 +127,7 @@ def register(app: typer.Typer, load: Callable[[list[Path] | None, Path | None], 
                 f"expected saving {total_hours} hours a year.",
             )
         )
-        missing = sum(status_counts.total() for (_, plan), status_counts in counts.items() if plan is None)
+        missing = sum(row.priority is None for row in rows)
         if missing:
             typer.echo(
                 say(

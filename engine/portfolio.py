@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -101,14 +100,6 @@ def portfolio_rows(compiled: Iterable[CompiledProcess], deployed: Mapping[str, t
         )
     # The map's order: family, skeleton, priority (processes without a plan last), id.
     return sorted(rows, key=lambda row: (row.family, row.skeleton, row.priority or 9, row.process))
-
-
-def summary(rows: Iterable[PortfolioRow]) -> dict[tuple[str, int | None], Counter[Status]]:
-    """Per skeleton and priority: how many processes have each status."""
-    counts: dict[tuple[str, int | None], Counter[Status]] = {}
-    for row in rows:
-        counts.setdefault((row.skeleton, row.priority), Counter())[row.status] += 1
-    return counts
 
 
 CSV_COLUMNS = (

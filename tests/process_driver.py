@@ -1,6 +1,6 @@
 """Drive a case of any process to a final phase through the engine, as staff would.
 
-The driver knows no process by name. It builds the application from the process's field
+The driver has no code for any particular process. It builds the application from the process's field
 schema (`engine/definitions/examples.py`), submits it with an intake role, and then, for
 as long as the case is open, takes whatever its checklist asks for next:
 
@@ -47,7 +47,7 @@ MAX_JUMPS = 12
 
 
 class DriveFailed(AssertionError):
-    """The case could not reach a final phase; the message says where it stopped and why."""
+    """A case that did not reach a final phase. The message names the phase it stopped in and the last error."""
 
 
 @dataclass

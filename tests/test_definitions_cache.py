@@ -98,13 +98,13 @@ def test_foreign_or_corrupt_entry_is_ignored(root: Path, tmp_path: Path) -> None
 
 def test_requested_paths_are_part_of_the_key(root: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
-    one = [root / FIRST_OF_A_KIND[0]]
+    single_path = [root / FIRST_OF_A_KIND[0]]
 
     everything, _ = load_cached(root, None, cache)
-    only_one, hit = load_cached(root, one, cache)
+    only_one, hit = load_cached(root, single_path, cache)
 
     assert hit is False
-    assert sorted(only_one.compiled) == sorted(load_definitions(root, one).compiled) == ["cites-import"]
+    assert sorted(only_one.compiled) == sorted(load_definitions(root, single_path).compiled) == ["cites-import"]
     assert len(everything.compiled) == 2
 
 

@@ -125,22 +125,20 @@ def _write(directory: Path, path: Path, loaded: LoadedDefinitions) -> None:
         old.unlink(missing_ok=True)
 
 
-def _compiled(loaded: LoadedDefinitions, hashes: dict[str, str]) -> dict[str, CompiledProcess]:
+def _restored(entry: _Entry, root: Path) -> LoadedDefinitions:
+    """Return the cached definitions with their valid processes compiled again."""
     compiled = {}
-    for process_id, content_hash in hashes.items():
-        resolution = loaded.resolutions[process_id]
-        definition = resolution.process
+    for process_id, content_hash in entry.hashes.items():
+        definition = entry.loaded.resolutions[process_id].process
         if isinstance(definition, ResolvedProcess):
             compiled[process_id] = CompiledProcess(definition, content_hash)
-    return compiled
+    return replace(entry.loaded, root=root, compiled=compiled)
 
 
 def cached_only(root: Path, directory: Path) -> LoadedDefinitions | None:
     """Return all definitions under `root` if the cache has them as the files are now, else None."""
     cached = _read(directory / f"definitions-{cache_key(root)}.pickle")
-    if cached is None:
-        return None
-    return replace(cached.loaded, root=root, compiled=_compiled(cached.loaded, cached.hashes))
+    return None if cached is None else _restored(cached, root)
 
 
 def load_cached(root: Path, paths: Sequence[Path] | None, directory: Path) -> tuple[LoadedDefinitions, bool]:
@@ -149,7 +147,7 @@ def load_cached(root: Path, paths: Sequence[Path] | None, directory: Path) -> tu
     path = directory / f"definitions-{key}.pickle"
     cached = _read(path)
     if cached is not None:
-        return replace(cached.loaded, root=root, compiled=_compiled(cached.loaded, cached.hashes)), True
+        return _restored(cached, root), True
     loaded = load_definitions(root, paths)
     try:
         _write(directory, path, loaded)

@@ -242,7 +242,7 @@ class Fee(Strict):
 
 
 class Portfolio(Strict):
-    """Where a process stands in the agency's rollout, and what moving it onto Sagsflow is expected to bring."""
+    """A process's place in the agency's rollout, and the effect expected from moving it onto Sagsflow."""
 
     priority: Literal[1, 2, 3] = Field(
         description="Rollout priority: 1 goes first (high volume or high risk), 2 next, 3 last."

@@ -103,7 +103,7 @@ def letter_context(
     fields: Collection[str] | None = None,
     shared: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Build what a letter template sees; `fields` limits the case fields to those the template reads.
+    """Build the context a letter template renders with. `fields` limits the case fields to those the template reads.
 
     `shared` is what `shared_letter_context` returned for the same process, services, `now`
     and language. A caller that renders many letters passes it to build that part once.
